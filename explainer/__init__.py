@@ -1,0 +1,3 @@
+"""The explainer service: HTTP, payload codecs, predictor clients, settings and CLI."""
+
+__version__ = "0.1.0"

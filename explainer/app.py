@@ -1,0 +1,281 @@
+"""The aiohttp application: routes, error rendering, and long-lived resources."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import aiohttp
+import numpy as np
+import orjson
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from explainer.background_data import BackgroundStore, load_background
+from explainer.engine import Engine
+from explainer.errors import ExplainerError, ModelNotFound
+from explainer.metrics import Metrics
+from explainer.payloads import decode_rows_request, encode_explanations, error_body
+from explainer.predictor import PredictorConfig, V2Predictor
+from explainer.settings import Settings, env_name
+from explainers.warm_up import warm_up
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@dataclass
+class LoadedBackground:
+    rows: np.ndarray  # (N, M) float64
+    names: list[str] | None
+    source: str
+
+
+@dataclass
+class Runtime:
+    """Everything a request needs, created in ``cleanup_ctx`` and torn down with it."""
+
+    engine: Engine
+    predictor: V2Predictor
+    warmed: asyncio.Event
+
+
+SETTINGS = web.AppKey("settings", Settings)
+METRICS = web.AppKey("metrics", Metrics)
+RUNTIME = web.AppKey("runtime", Runtime)
+BACKGROUND = web.AppKey("background", LoadedBackground)
+
+
+def create_app(settings: Settings, background: LoadedBackground | None = None) -> web.Application:
+    """The explainer app. ``background`` overrides ``settings.background_data`` (the
+    demo passes its training data directly)."""
+    if not settings.model_name or not settings.predictor_host:
+        raise ValueError("model_name and predictor_host are required")
+    if background is None and settings.background_data:
+        try:
+            rows, names = load_background(settings.background_data)
+        except (OSError, ValueError) as exc:
+            raise ValueError(
+                f"invalid setting BACKGROUND_DATA / --background_data: {exc}"
+            ) from None
+        background = LoadedBackground(rows, names, "BACKGROUND_DATA")
+    columns = background.rows.shape[1] if background is not None else None
+    if settings.feature_names and columns is not None and len(settings.feature_names) != columns:
+        raise ValueError(
+            f"invalid setting {env_name('feature_names')} / --feature_names: it names "
+            f"{len(settings.feature_names)} features but the background has {columns} columns"
+        )
+    app = web.Application(
+        client_max_size=settings.max_body_bytes, middlewares=[_observe, _render_errors]
+    )
+    app[SETTINGS] = settings
+    app[METRICS] = Metrics()
+    if background is not None:
+        app[BACKGROUND] = background
+    app.cleanup_ctx.append(_runtime)
+    name = r"{name:[^/:]+}"
+    app.router.add_post(f"/v1/models/{name}:explain", explain)
+    app.router.add_post(f"/v1/models/{name}:predict", predict)
+    app.router.add_get(f"/v1/models/{name}", model_status)
+    app.router.add_get("/v2/health/live", live)
+    app.router.add_get("/v2/health/ready", ready)
+    app.router.add_get(f"/v2/models/{name}/ready", model_ready)
+    app.router.add_get("/metrics", metrics)
+    return app
+
+
+# ---- resources ---------------------------------------------------------------------------
+
+
+async def _runtime(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    background = app.get(BACKGROUND)
+    store = BackgroundStore(
+        background.rows if background else None,
+        source=background.source if background else "reservoir of inputs seen",
+        shap_size=settings.shap_background_size,
+        reservoir_size=settings.background_reservoir_size,
+        seed=settings.seed,
+    )
+    names = settings.feature_names or (background.names if background else None)
+    features = len(names) if names else store.features
+    session = aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=settings.predictor_max_concurrency * 2),
+        auto_decompress=True,
+    )
+    executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="explainer")
+    predictor = V2Predictor(
+        session,
+        PredictorConfig(
+            base_url=settings.predictor_url(),
+            model_name=settings.model_name or "",
+            datatype=settings.predictor_datatype,
+            output=settings.predictor_output,
+            max_batch=settings.predictor_max_batch,
+            max_concurrency=settings.predictor_max_concurrency,
+            timeout=settings.predictor_timeout,
+            retries=settings.predictor_retries,
+        ),
+    )
+    engine = Engine(settings, predictor, store, executor, features=features, feature_names=names)
+    runtime = Runtime(engine, predictor, asyncio.Event())
+    app[RUNTIME] = runtime
+    task = asyncio.create_task(_warm(runtime, executor))
+    try:
+        yield
+    finally:
+        task.cancel()
+        await session.close()
+        executor.shutdown(wait=True, cancel_futures=True)
+
+
+async def _warm(runtime: Runtime, executor: ThreadPoolExecutor) -> None:
+    """Compile the kernels, then learn what the predictor offers; readiness waits for both."""
+    loop = asyncio.get_running_loop()
+    await loop.run_in_executor(executor, warm_up)
+    engine, predictor = runtime.engine, runtime.predictor
+    while True:
+        try:
+            metadata = await predictor.load_metadata()
+            break
+        except ExplainerError as exc:
+            log.warning("predictor metadata not available yet: %s", exc.message)
+            await asyncio.sleep(1.0)
+    if metadata.features is not None:
+        if engine.features is None:
+            engine.features = metadata.features
+        elif engine.features != metadata.features:
+            log.error(
+                "the predictor's metadata says %d features, the background/feature names %d",
+                metadata.features,
+                engine.features,
+            )
+    runtime.warmed.set()
+    log.info("warmed up; explaining predictor output %s", predictor.output_name or "(default)")
+
+
+# ---- middleware ----------------------------------------------------------------------------
+
+
+def _json(status: int, body: bytes, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(status=status, body=body, content_type="application/json", headers=headers)
+
+
+@web.middleware
+async def _render_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except ExplainerError as exc:
+        return _json(exc.status, error_body(exc.message))
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return _json(exc.status, error_body(_http_message(request, exc)), _allow(exc))
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        log.exception("unexpected error on %s %s", request.method, request.path)
+        return _json(500, error_body("internal error; the explainer's log has the cause"))
+
+
+def _http_message(request: web.Request, exc: web.HTTPException) -> str:
+    if exc.status == 404:
+        return f"no route {request.path}; explain with POST /v1/models/<name>:explain"
+    if exc.status == 405:
+        allowed = ", ".join(sorted(getattr(exc, "allowed_methods", ()) or ()))
+        return f"method {request.method} is not allowed on {request.path}; use {allowed}"
+    if exc.status == 413:
+        limit = request.app[SETTINGS].max_body_bytes
+        return f"request body is larger than {limit} bytes (MAX_BODY_BYTES); send fewer rows"
+    return exc.reason
+
+
+def _allow(exc: web.HTTPException) -> dict[str, str] | None:
+    allowed = getattr(exc, "allowed_methods", None)
+    return {"Allow": ", ".join(sorted(allowed))} if exc.status == 405 and allowed else None
+
+
+@web.middleware
+async def _observe(request: web.Request, handler: Handler) -> web.StreamResponse:
+    request_id = request.headers.get("X-Request-Id") or uuid.uuid4().hex
+    response = await handler(request)
+    response.headers["X-Request-Id"] = request_id
+    resource = request.match_info.route.resource
+    route = resource.canonical if resource is not None else "unmatched"
+    request.app[METRICS].requests.labels(route, str(response.status)).inc()
+    return response
+
+
+# ---- handlers ------------------------------------------------------------------------------
+
+
+def _runtime_of(request: web.Request) -> Runtime:
+    name = request.match_info.get("name")
+    settings = request.app[SETTINGS]
+    if name is not None and name != settings.model_name:
+        raise ModelNotFound(
+            f"model '{name}' is not explained here; this explainer serves '{settings.model_name}'"
+        )
+    return request.app[RUNTIME]
+
+
+async def explain(request: web.Request) -> web.Response:
+    runtime = _runtime_of(request)
+    start = time.perf_counter()
+    decoded = decode_rows_request(await request.read())
+    explained = await runtime.engine.explain(decoded)
+    settings = request.app[SETTINGS]
+    body = encode_explanations(
+        explained.rows, explained.features, explained.outputs, settings.response_format
+    )
+    metrics = request.app[METRICS]
+    kind = decoded.parameters.explainer or settings.explainer_type
+    metrics.explain_seconds.labels(kind).observe(time.perf_counter() - start)
+    for stage, seconds in explained.timings.items():
+        metrics.stage_seconds.labels(stage).observe(seconds)
+    metrics.predictor_rows.inc(explained.predictor_rows)
+    timing = ", ".join(f"{k};dur={v * 1000:.1f}" for k, v in explained.timings.items())
+    return _json(200, body, {"Server-Timing": timing})
+
+
+async def predict(request: web.Request) -> web.Response:
+    runtime = _runtime_of(request)
+    decoded = decode_rows_request(await request.read())
+    scores = await runtime.engine.predict(decoded)
+    predictions = scores[:, 0] if scores.shape[1] == 1 else scores
+    return _json(200, orjson.dumps({"predictions": predictions}, option=orjson.OPT_SERIALIZE_NUMPY))
+
+
+async def _is_ready(runtime: Runtime) -> bool:
+    return runtime.warmed.is_set() and await runtime.predictor.ready()
+
+
+async def model_status(request: web.Request) -> web.Response:
+    runtime = _runtime_of(request)
+    ok = await _is_ready(runtime)
+    body = orjson.dumps({"name": request.app[SETTINGS].model_name, "ready": ok})
+    return _json(200 if ok else 503, body)
+
+
+async def model_ready(request: web.Request) -> web.Response:
+    return await model_status(request)
+
+
+async def ready(request: web.Request) -> web.Response:
+    ok = await _is_ready(request.app[RUNTIME])
+    return _json(200 if ok else 503, orjson.dumps({"ready": ok}))
+
+
+async def live(request: web.Request) -> web.Response:
+    return _json(200, orjson.dumps({"live": True}))
+
+
+async def metrics(request: web.Request) -> web.Response:
+    body = generate_latest(request.app[METRICS].registry)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})

@@ -1,0 +1,112 @@
+"""``explainer``: ``serve`` (the KServe explainer container) and ``demo``.
+
+argv is parsed only inside ``main``. ``serve`` has one ``--<setting>`` flag per field of
+``Settings`` (flags win over the environment) and accepts the flags KServe appends,
+including ones it does not use. A bad setting ends start-up with one line naming it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from pydantic import ValidationError
+
+from explainer import __version__
+from explainer.settings import Settings, describe_error
+
+log = logging.getLogger("explainer")
+
+# KServe's own explainers know these long names; they map onto our settings.
+_FLAG_ALIASES = {
+    "predictor_request_timeout_seconds": "predictor_timeout",
+    "predictor_request_retries": "predictor_retries",
+}
+SHUTDOWN_TIMEOUT_SECONDS = 20.0  # below Kubernetes' 30 s grace period
+
+
+class StartupError(Exception):
+    """A setting that stops start-up; its message is the one line shown."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="explainer", description="LIME/SHAP explainer for KServe")
+    parser.add_argument("--version", action="version", version=f"explainer-sidecar {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve_parser = commands.add_parser("serve", help="serve :explain beside a predictor")
+    _add_setting_flags(serve_parser)
+    demo_parser = commands.add_parser("demo", help="serve the credit-score demo")
+    demo_parser.add_argument("--http_port", type=int, default=8080)
+    demo_parser.add_argument("--host", default="127.0.0.1")
+    demo_parser.add_argument("--explainer_type", default="ALL")
+    demo_parser.add_argument(
+        "--once", action="store_true", help="send one request per body format, print, exit"
+    )
+    args, unknown = parser.parse_known_args(argv)
+    try:
+        if args.command == "serve":
+            return _serve(args, unknown)
+        if unknown:
+            parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+        from explainer import demo
+
+        return asyncio.run(demo.run(args.host, args.http_port, args.explainer_type, args.once))
+    except StartupError as exc:
+        print(f"explainer: {exc}", file=sys.stderr)
+        return 2
+
+
+def _add_setting_flags(parser: argparse.ArgumentParser) -> None:
+    for name, info in Settings.model_fields.items():
+        kwargs: dict[str, Any] = {"default": argparse.SUPPRESS, "help": info.description}
+        if info.annotation is bool:
+            kwargs.update(nargs="?", const="true")
+        parser.add_argument(f"--{name}", **kwargs)
+    for alias, name in _FLAG_ALIASES.items():
+        parser.add_argument(f"--{alias}", dest=name, default=argparse.SUPPRESS, help=f"= --{name}")
+
+
+def load_settings(flags: dict[str, Any]) -> Settings:
+    try:
+        settings = Settings(**flags)
+    except ValidationError as exc:
+        raise StartupError(describe_error(exc)) from None
+    for field, env in (("model_name", "MODEL_NAME"), ("predictor_host", "PREDICTOR_HOST")):
+        if not getattr(settings, field):
+            raise StartupError(f"missing setting {env} / --{field}: it is required")
+    return settings
+
+
+def _serve(args: argparse.Namespace, unknown: list[str]) -> int:
+    from aiohttp import web
+
+    from explainer.app import create_app
+    from explainer.engine import describe
+
+    flags = {k: v for k, v in vars(args).items() if k != "command"}
+    settings = load_settings(flags)
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    if unknown:
+        log.warning("ignoring flags this explainer does not use: %s", " ".join(unknown))
+    try:
+        app = create_app(settings)
+    except ValueError as exc:
+        raise StartupError(str(exc)) from None
+    if settings.workers > 1:
+        log.info("--workers %d accepted; one event loop serves all requests", settings.workers)
+    log.info("starting explainer: %s", describe(settings))
+    web.run_app(
+        app,
+        host=settings.host,
+        port=settings.http_port,
+        shutdown_timeout=SHUTDOWN_TIMEOUT_SECONDS,
+        print=None,
+        access_log=None,
+    )
+    return 0

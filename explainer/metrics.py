@@ -1,0 +1,33 @@
+"""Prometheus metrics, in a registry owned by each app (no module-level state)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "explainer_requests",
+            "HTTP requests by route and status",
+            ["route", "status"],
+            registry=self.registry,
+        )
+        self.explain_seconds = Histogram(
+            "explainer_explain_seconds",
+            "Time to answer an :explain request",
+            ["explainer"],
+            registry=self.registry,
+            buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+        )
+        self.stage_seconds = Histogram(
+            "explainer_stage_seconds",
+            "Time per explanation stage (plan, predictor, fit)",
+            ["stage"],
+            registry=self.registry,
+            buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+        )
+        self.predictor_rows = Counter(
+            "explainer_predictor_rows", "Rows sent to the predictor", registry=self.registry
+        )

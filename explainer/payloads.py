@@ -1,0 +1,300 @@
+"""The explainer's own request and response bodies.
+
+Decoding is where bad input becomes a clear 400: every message names the field at
+fault and what to send instead. Three request shapes are accepted, told apart by their
+top-level key: KServe v1 ``instances``, Seldon/TrustyAI ``data.ndarray`` (with optional
+``names``) and the Open Inference Protocol's ``inputs``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from explainer.datatypes import V2_TO_NUMPY
+from explainer.errors import BadRequest
+from explainer.settings import EXPLAINER_TYPES, ExplainerType
+from explainers.saliencies import Saliencies
+
+ROW_KEYS = ("instances", "data", "inputs")
+EXAMPLE = '{"instances": [[1.0, 2.0, 3.0]]}'
+
+
+class ExplainParameters(BaseModel):
+    """Per-request overrides, within the configured limits."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    explainer: ExplainerType | None = None
+    lime_samples: int | None = Field(None, ge=10)
+    shap_samples: int | None = Field(None, ge=4)
+    seed: int | None = Field(None, ge=0, lt=2**63)
+    target: list[int | str] | None = None
+
+    @field_validator("explainer", mode="before")
+    @classmethod
+    def _upper(cls, value: Any) -> Any:
+        return value.strip().upper() if isinstance(value, str) else value
+
+    @field_validator("target", mode="before")
+    @classmethod
+    def _listify(cls, value: Any) -> Any:
+        return [value] if isinstance(value, (int, str)) and not isinstance(value, bool) else value
+
+
+@dataclass(frozen=True)
+class RowsRequest:
+    """Rows decoded from any accepted body, with names when the body gave them."""
+
+    rows: np.ndarray  # (n, M) float64, finite
+    names: list[str] | None
+    parameters: ExplainParameters
+
+
+def decode_rows_request(body: bytes) -> RowsRequest:
+    payload = _load_json(body)
+    present = [key for key in ROW_KEYS if key in payload]
+    if len(present) != 1:
+        found = ", ".join(sorted(map(str, payload))) or "none"
+        raise BadRequest(
+            "request body must have exactly one of the keys 'instances', 'data' or 'inputs' "
+            f"(found: {found}); e.g. {EXAMPLE}"
+        )
+    key = present[0]
+    unknown = sorted(set(payload) - {key, "parameters", "id"})
+    if unknown:
+        raise BadRequest(
+            f"unknown top-level key(s) {unknown}; allowed beside '{key}': 'parameters', 'id'"
+        )
+    if key == "instances":
+        rows, names = _from_instances(payload[key])
+    elif key == "data":
+        rows, names = _from_ndarray(payload[key])
+    else:
+        rows, names = _from_inputs(payload[key])
+    return RowsRequest(rows=rows, names=names, parameters=_parameters(payload.get("parameters")))
+
+
+def _load_json(body: bytes) -> dict[str, Any]:
+    if not body.strip():
+        raise BadRequest(f"request body is empty; send a JSON object such as {EXAMPLE}")
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(
+            f"request body is not valid JSON ({exc}); NaN and Infinity are not JSON numbers"
+        ) from None
+    if not isinstance(payload, dict):
+        raise BadRequest(f"request body must be a JSON object such as {EXAMPLE}")
+    return payload
+
+
+def _parameters(value: Any) -> ExplainParameters:
+    if value is None:
+        return ExplainParameters()
+    if not isinstance(value, dict):
+        raise BadRequest("'parameters' must be a JSON object, e.g. {\"seed\": 1}")
+    try:
+        return ExplainParameters.model_validate(value)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        allowed = ", ".join(ExplainParameters.model_fields)
+        if first["type"] == "extra_forbidden":
+            raise BadRequest(f"unknown parameter 'parameters.{where}'; known: {allowed}") from None
+        if where.startswith("explainer"):
+            choices = ", ".join(EXPLAINER_TYPES)
+            raise BadRequest(
+                f"'parameters.explainer' must be one of {choices}, got {first.get('input')!r}"
+            ) from None
+        raise BadRequest(f"'parameters.{where}': {first['msg']}") from None
+
+
+def _from_instances(value: Any) -> tuple[np.ndarray, list[str] | None]:
+    if not isinstance(value, list) or not value:
+        raise BadRequest(f"'instances' must be a non-empty list of rows, e.g. {EXAMPLE}")
+    if all(isinstance(row, dict) for row in value):
+        names = [str(name) for name in value[0]]
+        for i, row in enumerate(value):
+            if list(row) != names:
+                raise BadRequest(
+                    f"'instances[{i}]' has keys {sorted(row)}, but 'instances[0]' has "
+                    f"{sorted(names)}; every row needs the same feature names"
+                )
+        return _matrix([list(row.values()) for row in value], "instances"), names
+    if any(isinstance(row, dict) for row in value):
+        raise BadRequest("'instances' mixes objects and lists; use one form for every row")
+    return _matrix(value, "instances"), None
+
+
+def _from_ndarray(value: Any) -> tuple[np.ndarray, list[str] | None]:
+    if not isinstance(value, dict) or "ndarray" not in value:
+        raise BadRequest(
+            "'data' must be an object with an 'ndarray' list of rows, e.g. "
+            '{"data": {"ndarray": [[1.0, 2.0]], "names": ["a", "b"]}}'
+        )
+    unknown = sorted(set(value) - {"ndarray", "names"})
+    if unknown:
+        raise BadRequest(f"unknown key(s) {unknown} in 'data'; allowed: 'ndarray', 'names'")
+    rows = _matrix(value["ndarray"], "data.ndarray")
+    names = value.get("names")
+    if names is None:
+        return rows, None
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise BadRequest("'data.names' must be a list of strings, one per feature")
+    if len(names) != rows.shape[1]:
+        raise BadRequest(
+            f"'data.names' has {len(names)} names but rows have {rows.shape[1]} features"
+        )
+    return rows, names
+
+
+def _from_inputs(value: Any) -> tuple[np.ndarray, list[str] | None]:
+    if not isinstance(value, list) or not value:
+        raise BadRequest("'inputs' must be a non-empty list of v2 tensors")
+    if len(value) != 1:
+        raise BadRequest(f"'inputs' has {len(value)} tensors; send the rows as one tensor")
+    tensor = value[0]
+    if not isinstance(tensor, dict):
+        raise BadRequest("'inputs[0]' must be an object with 'name', 'shape', 'datatype', 'data'")
+    missing = [k for k in ("name", "shape", "datatype", "data") if k not in tensor]
+    if missing:
+        raise BadRequest(f"'inputs[0]' is missing {missing}")
+    datatype = tensor["datatype"]
+    if not isinstance(datatype, str) or datatype not in V2_TO_NUMPY or datatype == "BOOL":
+        numeric = ", ".join(t for t in V2_TO_NUMPY if t != "BOOL")
+        raise BadRequest(
+            f"'inputs[0].datatype' must be a numeric type ({numeric}), got {datatype!r}"
+        )
+    shape = tensor["shape"]
+    if (
+        not isinstance(shape, list)
+        or not 1 <= len(shape) <= 2
+        or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape)
+    ):
+        raise BadRequest(f"'inputs[0].shape' must be [rows, features] or [features], got {shape!r}")
+    data = _numbers(tensor["data"], "inputs[0].data").reshape(-1)
+    expected = int(np.prod(shape))
+    if data.size != expected:
+        raise BadRequest(
+            f"'inputs[0].data' has {data.size} values but shape {shape} needs {expected}"
+        )
+    rows = data.reshape(shape if len(shape) == 2 else [1, shape[0]])
+    return _finite_rows(rows, "inputs[0].data"), None
+
+
+def _numbers(value: Any, where: str) -> np.ndarray:
+    if not isinstance(value, list):
+        raise BadRequest(f"'{where}' must be a list of numbers")
+    try:
+        array = np.asarray(value)
+    except ValueError:
+        raise BadRequest(f"'{where}' is ragged: every row must have the same length") from None
+    if array.dtype.kind not in "iuf":
+        raise BadRequest(
+            f"'{where}' must hold only numbers (no strings, booleans, nulls or nested objects)"
+        )
+    return array.astype(np.float64)
+
+
+def _matrix(value: Any, where: str) -> np.ndarray:
+    array = _numbers(value, where)
+    if array.ndim == 1:
+        raise BadRequest(f"'{where}' must be a list of rows, e.g. [[1.0, 2.0]], not one flat list")
+    if array.ndim != 2:
+        raise BadRequest(f"'{where}' must be a list of rows of numbers, got {array.ndim} levels")
+    if array.shape[0] == 0 or array.shape[1] == 0:
+        raise BadRequest(f"'{where}' has empty rows; each row needs one value per feature")
+    return _finite_rows(array, where)
+
+
+def _finite_rows(rows: np.ndarray, where: str) -> np.ndarray:
+    if rows.shape[0] == 0 or rows.shape[1] == 0:
+        raise BadRequest(f"'{where}' has no values; each row needs one value per feature")
+    bad = ~np.isfinite(rows)
+    if bad.any():
+        r, c = map(int, np.argwhere(bad)[0])
+        raise BadRequest(f"'{where}' row {r}, feature {c} is not a finite number")
+    return np.ascontiguousarray(rows)
+
+
+# ---- responses ---------------------------------------------------------------------------
+
+
+def timestamp() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+@dataclass(frozen=True)
+class RowExplanation:
+    """One row's explanations, keyed by explainer type (``LIME`` before ``SHAP``)."""
+
+    saliencies: dict[str, Saliencies]
+    facts: dict[str, dict[str, Any]]  # per explainer: e.g. the background used
+
+
+def saliency_items(
+    scores: np.ndarray, confidence: np.ndarray, names: list[str]
+) -> list[dict[str, Any]]:
+    order = np.argsort(-np.abs(scores), kind="stable")
+    return [
+        {"name": names[j], "score": float(scores[j]), "confidence": float(confidence[j])}
+        for j in order
+    ]
+
+
+def _saliency_map(s: Saliencies, features: list[str], outputs: list[str]) -> dict[str, Any]:
+    return {
+        out: saliency_items(s.scores[k], s.confidence[k], features) for k, out in enumerate(outputs)
+    }
+
+
+def _block(
+    s: Saliencies, facts: dict[str, Any], features: list[str], outputs: list[str]
+) -> dict[str, Any]:
+    block: dict[str, Any] = {"saliencies": _saliency_map(s, features, outputs)}
+    for name, values in s.per_output.items():
+        block[name] = {out: float(values[k]) for k, out in enumerate(outputs)}
+    block.update(s.facts)
+    block.update(facts)
+    return block
+
+
+def encode_explanations(
+    rows: list[RowExplanation], features: list[str], outputs: list[str], response_format: str
+) -> bytes:
+    now = timestamp()
+    if response_format == "trustyai":
+        bodies = [
+            {
+                "saliencies": {
+                    kind: _saliency_map(s, features, outputs) for kind, s in row.saliencies.items()
+                }
+            }
+            for row in rows
+        ]
+        head: dict[str, Any] = {"timestamp": now, "type": "explanation"}
+        body = {**head, **bodies[0]} if len(bodies) == 1 else {**head, "explanations": bodies}
+    else:
+        blocks = [
+            {
+                kind: _block(s, row.facts.get(kind, {}), features, outputs)
+                for kind, s in row.saliencies.items()
+            }
+            for row in rows
+        ]
+        body = (
+            {"timestamp": now, **blocks[0]}
+            if len(blocks) == 1
+            else {"timestamp": now, "explanations": blocks}
+        )
+    return orjson.dumps(body)
+
+
+def error_body(message: str) -> bytes:
+    return orjson.dumps({"error": message})

@@ -1,0 +1,98 @@
+"""Which coalitions KernelSHAP evaluates, and with what regression weight.
+
+The Shapley kernel puts mass (M−1)/(s(M−s)) on coalition size s, spread evenly over
+the C(M, s) coalitions of that size. Like shap's KernelExplainer we enumerate whole
+sizes from the edges inward (s with M−s) while the budget covers them at their kernel
+share, and sample the remaining sizes in proportion to their mass, each sampled
+coalition paired with its complement. Every coalition of an enumerated size gets its
+exact kernel weight; sampled coalitions share the remaining mass equally.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from math import comb
+
+import numpy as np
+
+from explainers import kernels
+
+# Sampling needs at least two units (pairs) for a variance; see ``design``.
+_MIN_PAIRS = 2
+
+
+@dataclass(frozen=True)
+class CoalitionDesign:
+    masks: np.ndarray  # (C, M) bool
+    weights: np.ndarray  # (C,) regression weight, summing to 1
+    units: np.ndarray  # (C,) int64: sampling unit (pair) or −1 for enumerated
+    n_units: int
+    exact: bool
+
+
+def size_mass(m: int) -> np.ndarray:
+    """Kernel mass of each coalition size 0..m (0 at the ends), normalised to sum 1."""
+    s = np.arange(m + 1, dtype=np.float64)
+    mass = np.zeros(m + 1)
+    inner = s[1:m]
+    mass[1:m] = (m - 1) / (inner * (m - inner))
+    return mass / mass.sum()
+
+
+def design(m: int, budget: int, rng: np.random.Generator) -> CoalitionDesign:
+    """Coalitions for ``m`` features within ``budget`` coalitions (shap's ``nsamples``)."""
+    if m < 2:
+        empty = np.zeros((0, m), dtype=bool)
+        return CoalitionDesign(empty, np.zeros(0), np.zeros(0, np.int64), 0, exact=True)
+    mass = size_mass(m)
+    exhaustive = 2**m - 2 <= budget
+    enumerated = list(range(1, m)) if exhaustive else _sizes_to_enumerate(m, budget, mass)
+    blocks = [kernels.subsets_of_size(m, s, comb(m, s)) for s in enumerated]
+    weights = [np.full(comb(m, s), mass[s] / comb(m, s)) for s in enumerated]
+    exact = len(enumerated) == m - 1
+    n_pairs = 0
+    if not exact:
+        n_pairs = (budget - sum(comb(m, s) for s in enumerated)) // 2
+        rest = np.array([s for s in range(1, m) if s not in enumerated], dtype=np.int64)
+        p = mass[rest] / mass[rest].sum()
+        sizes_drawn = rng.choice(rest, size=n_pairs, p=p)
+        keys = rng.random((n_pairs, m))
+        drawn = kernels.masks_from_keys(keys, sizes_drawn.astype(np.int64))
+        pairs = np.empty((2 * n_pairs, m), dtype=bool)
+        pairs[0::2] = drawn
+        pairs[1::2] = ~drawn
+        blocks.append(pairs)
+        sampled_mass = mass[rest].sum()
+        weights.append(np.full(2 * n_pairs, sampled_mass / (2 * n_pairs)))
+    n_enumerated = sum(len(w) for w in weights[: len(enumerated)])
+    units = np.concatenate(
+        [np.full(n_enumerated, -1, dtype=np.int64), np.repeat(np.arange(n_pairs), 2)]
+    )
+    return CoalitionDesign(
+        masks=np.concatenate(blocks) if blocks else np.zeros((0, m), dtype=bool),
+        weights=np.concatenate(weights) if weights else np.zeros(0),
+        units=units,
+        n_units=n_pairs,
+        exact=exact,
+    )
+
+
+def _sizes_to_enumerate(m: int, budget: int, mass: np.ndarray) -> list[int]:
+    """shap's rule: take size pair (s, m−s) whole while the budget, spent at the
+    kernel's rate, covers all its coalitions — keeping enough budget to sample at least
+    ``_MIN_PAIRS`` pairs from what is left."""
+    chosen: list[int] = []
+    remaining_budget = float(budget)
+    remaining_mass = 1.0
+    for s in range(1, (m + 1) // 2 + (1 if m % 2 == 0 else 0)):
+        pair = [s] if s == m - s else [s, m - s]
+        count = sum(comb(m, t) for t in pair)
+        pair_mass = sum(mass[t] for t in pair)
+        left_after = remaining_budget - count
+        covers = remaining_budget * pair_mass / remaining_mass >= count
+        if not covers or left_after < 2 * _MIN_PAIRS:
+            break
+        chosen.extend(pair)
+        remaining_budget = left_after
+        remaining_mass -= pair_mass
+    return chosen

@@ -1,0 +1,243 @@
+"""Numba kernels that build perturbations and reduce predictor scores.
+
+Every kernel is small, pure, compiled with ``cache=True`` and ``nogil=True`` (so the
+service can run it on a thread without holding the GIL), and takes its randomness as
+pre-drawn arrays: a kernel never owns a random state. Each has a plain-NumPy twin in
+``tests/explainers/test_kernels.py``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+
+# Acklam's rational approximation of the standard normal quantile; one Halley step on
+# top brings it to full double precision.
+_A = (
+    -3.969683028665376e01,
+    2.209460984245205e02,
+    -2.759285104469687e02,
+    1.383577518672690e02,
+    -3.066479806614716e01,
+    2.506628277459239e00,
+)
+_B = (
+    -5.447609879822406e01,
+    1.615858368580409e02,
+    -1.556989798598866e02,
+    6.680131188771972e01,
+    -1.328068155288572e01,
+)
+_C = (
+    -7.784894002430293e-03,
+    -3.223964580411365e-01,
+    -2.400758277161838e00,
+    -2.549732539343734e00,
+    4.374664141464968e00,
+    2.938163982698783e00,
+)
+_D = (7.784695709041462e-03, 3.224671290700398e-01, 2.445134137142996e00, 3.754408661907416e00)
+_P_LOW = 0.02425
+_SQRT2 = math.sqrt(2.0)
+_SQRT2PI = math.sqrt(2.0 * math.pi)
+
+
+@numba.njit(cache=True, nogil=True)
+def normal_cdf(z: float) -> float:
+    """Standard normal CDF, accurate in the lower tail (via ``erfc``)."""
+    return 0.5 * math.erfc(-z / _SQRT2)
+
+
+@numba.njit(cache=True, nogil=True)
+def normal_quantile(p: float) -> float:
+    """Standard normal quantile (inverse CDF) for 0 < p < 1; ±inf at 0 and 1."""
+    if p <= 0.0:
+        return -math.inf
+    if p >= 1.0:
+        return math.inf
+    if p < _P_LOW:
+        q = math.sqrt(-2.0 * math.log(p))
+        x = (((((_C[0] * q + _C[1]) * q + _C[2]) * q + _C[3]) * q + _C[4]) * q + _C[5]) / (
+            (((_D[0] * q + _D[1]) * q + _D[2]) * q + _D[3]) * q + 1.0
+        )
+    elif p <= 1.0 - _P_LOW:
+        q = p - 0.5
+        r = q * q
+        x = (
+            (((((_A[0] * r + _A[1]) * r + _A[2]) * r + _A[3]) * r + _A[4]) * r + _A[5])
+            * q
+            / (((((_B[0] * r + _B[1]) * r + _B[2]) * r + _B[3]) * r + _B[4]) * r + 1.0)
+        )
+    else:
+        q = math.sqrt(-2.0 * math.log1p(-p))
+        x = -(((((_C[0] * q + _C[1]) * q + _C[2]) * q + _C[3]) * q + _C[4]) * q + _C[5]) / (
+            (((_D[0] * q + _D[1]) * q + _D[2]) * q + _D[3]) * q + 1.0
+        )
+    e = normal_cdf(x) - p
+    u = e * _SQRT2PI * math.exp(0.5 * x * x)
+    return x - u / (1.0 + 0.5 * x * u)
+
+
+@numba.njit(cache=True, nogil=True)
+def truncated_normal(lo: float, hi: float, u: float) -> float:
+    """The ``u``-quantile of a standard normal truncated to ``[lo, hi]`` (z units).
+
+    Works on the lower tail by symmetry so that bounds far above the mean keep
+    precision; a degenerate interval returns its midpoint.
+    """
+    if not hi > lo:
+        return 0.5 * (lo + hi)
+    flip = lo > 0.0
+    if flip:
+        lo, hi = -hi, -lo
+        u = 1.0 - u
+    c_lo = normal_cdf(lo)
+    c_hi = normal_cdf(hi)
+    if not c_hi > c_lo:
+        z = lo + u * (hi - lo)
+    else:
+        z = normal_quantile(c_lo + u * (c_hi - c_lo))
+        z = min(max(z, lo), hi)
+    return -z if flip else z
+
+
+@numba.njit(cache=True, nogil=True)
+def lime_perturbations(
+    instance: np.ndarray,
+    instance_bins: np.ndarray,
+    bin_cdf: np.ndarray,
+    bin_lo: np.ndarray,
+    bin_hi: np.ndarray,
+    bin_mean: np.ndarray,
+    bin_std: np.ndarray,
+    u_bin: np.ndarray,
+    u_value: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """LIME's tabular sampling on quartile bins.
+
+    Shapes: ``instance`` (M,) float64; ``instance_bins`` (M,) int64; the ``bin_*``
+    tables (M, B) float64 with ``bin_cdf`` the cumulative bin frequency (last column
+    1.0); ``u_bin`` and ``u_value`` (n, M) float64 uniforms in [0, 1).
+
+    Returns ``rows`` (n, M) float64 — row 0 is the instance, every other value is drawn
+    from its bin's training mean and std truncated to the bin's bounds — and
+    ``binary`` (n, M) float64, 1.0 where a row's bin equals the instance's.
+    """
+    n, m = u_bin.shape
+    n_bins = bin_cdf.shape[1]
+    rows = np.empty((n, m))
+    binary = np.empty((n, m))
+    for j in range(m):
+        rows[0, j] = instance[j]
+        binary[0, j] = 1.0
+    for i in range(1, n):
+        for j in range(m):
+            b = 0
+            while b < n_bins - 1 and u_bin[i, j] >= bin_cdf[j, b]:
+                b += 1
+            binary[i, j] = 1.0 if b == instance_bins[j] else 0.0
+            std = bin_std[j, b]
+            mean = bin_mean[j, b]
+            z = truncated_normal(
+                (bin_lo[j, b] - mean) / std, (bin_hi[j, b] - mean) / std, u_value[i, j]
+            )
+            rows[i, j] = mean + std * z
+    return rows, binary
+
+
+@numba.njit(cache=True, nogil=True)
+def lime_kernel_weights(binary: np.ndarray, width: float) -> np.ndarray:
+    """LIME's exponential kernel ``sqrt(exp(-d²/width²))`` on the binary representation.
+
+    ``binary`` (n, M) float64 of 0/1, compared with the instance's all-ones row, so d²
+    is the number of zeros in a row. Returns (n,) float64.
+    """
+    n, m = binary.shape
+    out = np.empty(n)
+    w2 = width * width
+    for i in range(n):
+        d2 = 0.0
+        for j in range(m):
+            diff = 1.0 - binary[i, j]
+            d2 += diff * diff
+        out[i] = math.sqrt(math.exp(-d2 / w2))
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def masks_from_keys(keys: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+    """Random coalitions of given sizes: in row i, the ``sizes[i]`` features with the
+    smallest ``keys[i]`` are in the coalition.
+
+    ``keys`` (n, M) float64 uniforms, ``sizes`` (n,) int64. Returns (n, M) bool.
+    """
+    n, m = keys.shape
+    masks = np.zeros((n, m), dtype=np.bool_)
+    for i in range(n):
+        order = np.argsort(keys[i])
+        for r in range(sizes[i]):
+            masks[i, order[r]] = True
+    return masks
+
+
+@numba.njit(cache=True, nogil=True)
+def subsets_of_size(m: int, s: int, count: int) -> np.ndarray:
+    """All ``count`` = C(m, s) subsets of size ``s`` of ``m`` features, in lexicographic
+    order of their member indices. Returns (count, m) bool."""
+    masks = np.zeros((count, m), dtype=np.bool_)
+    if s == 0:
+        return masks
+    idx = np.arange(s)
+    for r in range(count):
+        for t in range(s):
+            masks[r, idx[t]] = True
+        t = s - 1
+        while t >= 0 and idx[t] == m - s + t:
+            t -= 1
+        if t < 0:
+            break
+        idx[t] += 1
+        for q in range(t + 1, s):
+            idx[q] = idx[q - 1] + 1
+    return masks
+
+
+@numba.njit(cache=True, nogil=True)
+def masked_rows(instance: np.ndarray, background: np.ndarray, masks: np.ndarray) -> np.ndarray:
+    """KernelSHAP's rows: for every coalition and every background row, the instance's
+    values where the coalition holds the feature and the background's elsewhere.
+
+    ``instance`` (M,), ``background`` (B, M) float64, ``masks`` (C, M) bool. Returns
+    (C·B, M) float64, coalition-major: row ``c·B + b`` is coalition c on background b.
+    """
+    c_count, m = masks.shape
+    b_count = background.shape[0]
+    rows = np.empty((c_count * b_count, m))
+    for c in range(c_count):
+        for b in range(b_count):
+            r = c * b_count + b
+            for j in range(m):
+                rows[r, j] = instance[j] if masks[c, j] else background[b, j]
+    return rows
+
+
+@numba.njit(cache=True, nogil=True)
+def coalition_values(scores: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Average each coalition's scores over the background with the background weights.
+
+    ``scores`` (C·B, K) float64, coalition-major as ``masked_rows`` builds them;
+    ``weights`` (B,) float64 summing to 1. Returns (C, K) float64.
+    """
+    b_count = weights.shape[0]
+    c_count = scores.shape[0] // b_count
+    k = scores.shape[1]
+    out = np.zeros((c_count, k))
+    for c in range(c_count):
+        for b in range(b_count):
+            w = weights[b]
+            r = c * b_count + b
+            for q in range(k):
+                out[c, q] += w * scores[r, q]
+    return out

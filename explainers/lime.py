@@ -1,0 +1,165 @@
+"""LIME for tabular data, lime's default scheme, sans I/O.
+
+``plan`` draws the perturbations: every feature is discretised into the quartile bins of
+the training (background) data; each perturbed row draws a bin per feature from the
+bins' training frequencies and a value from a normal with that bin's training mean and
+std, truncated to the bin. Row 0 is the instance. ``fit`` regresses the predictor's
+scores on the binary representation (1 where a row shares the instance's bin), weighted
+by the exponential kernel of width 0.75·√M on that representation, and scores every
+feature, for every output.
+
+Two choices differ from the lime package, both measured on the credit-score model:
+
+* The uniforms behind the draws come from ``REPLICATES`` independently scrambled Sobol
+  sequences (randomised quasi-Monte Carlo) instead of i.i.d. draws. The sampling
+  distribution, and so the quantity estimated, is lime's; the scores' standard
+  deviation across seeds falls 12–25× at 5000 samples, which is what makes the
+  ranking of a weak feature repeatable.
+* The ridge penalty is a numerical guard (``RIDGE_ALPHA``) instead of lime's alpha = 1,
+  which shrinks every coefficient by about 0.3% at 5000 samples — a bias the
+  confidence intervals would not cover.
+
+``confidence`` is the half-width of a 95% interval: the sandwich variance of the
+coefficients from the spread between replicates (``regression.weighted_ridge``),
+with Student's t on replicates − 1 degrees of freedom.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.stats import qmc
+
+from explainers import kernels
+from explainers.regression import half_width, weighted_ridge
+from explainers.saliencies import Saliencies
+
+RNG_STREAM = 1  # keeps LIME's draws independent of SHAP's under one seed
+MAX_BINS = 4
+RIDGE_ALPHA = 1e-8
+REPLICATES = 4
+
+
+@dataclass(frozen=True)
+class LimeStatistics:
+    """Quartile bins of the training data, per feature, padded to ``MAX_BINS``."""
+
+    quartiles: tuple[np.ndarray, ...]  # per feature: unique bin borders (≤ 3)
+    bin_cdf: np.ndarray  # (M, MAX_BINS) cumulative frequency of each bin
+    bin_lo: np.ndarray  # (M, MAX_BINS)
+    bin_hi: np.ndarray
+    bin_mean: np.ndarray
+    bin_std: np.ndarray
+    rows: int
+
+    @classmethod
+    def from_training(cls, data: np.ndarray) -> LimeStatistics:
+        data = np.asarray(data, dtype=np.float64)
+        n, m = data.shape
+        if n == 0:
+            raise ValueError("LIME needs at least one training row")
+        shape = (m, MAX_BINS)
+        cdf, lo, hi = np.ones(shape), np.zeros(shape), np.zeros(shape)
+        mean, std = np.zeros(shape), np.ones(shape)
+        quartiles = []
+        for j in range(m):
+            column = data[:, j]
+            qts = np.unique(np.percentile(column, [25, 50, 75]))
+            quartiles.append(qts)
+            bins = np.searchsorted(qts, column)
+            n_bins = len(qts) + 1
+            counts = np.bincount(bins, minlength=n_bins).astype(np.float64)
+            cdf[j, :n_bins] = np.cumsum(counts) / n
+            cdf[j, n_bins - 1 :] = 1.0
+            lo[j, :n_bins] = np.concatenate([[column.min()], qts])
+            hi[j, :n_bins] = np.concatenate([qts, [column.max()]])
+            for b in range(n_bins):
+                selected = column[bins == b]
+                if selected.size:
+                    mean[j, b] = selected.mean()
+                    std[j, b] = selected.std()
+                else:
+                    mean[j, b] = std[j, b] = 0.0
+                std[j, b] += 1e-11  # lime's guard against a zero-width bin
+        return cls(tuple(quartiles), cdf, lo, hi, mean, std, rows=n)
+
+    def bins_of(self, instance: np.ndarray) -> np.ndarray:
+        return np.array(
+            [np.searchsorted(q, v) for q, v in zip(self.quartiles, instance, strict=True)],
+            dtype=np.int64,
+        )
+
+
+@dataclass(frozen=True)
+class LimeContext:
+    statistics: LimeStatistics
+    samples: int = 5000
+    seed: int = 0
+    kernel_width: float | None = None  # default 0.75·√M
+
+
+@dataclass(frozen=True)
+class LimePlan:
+    rows: np.ndarray  # (n, M) perturbed rows for the predictor; row 0 is the instance
+    binary: np.ndarray  # (n, M) interpretable representation
+    weights: np.ndarray  # (n,) kernel weights
+    units: np.ndarray  # (n,) replicate of each row, −1 for the instance
+    n_units: int
+    seed: int
+
+
+def plan(instance: np.ndarray, context: LimeContext) -> LimePlan:
+    stats = context.statistics
+    instance = np.ascontiguousarray(instance, dtype=np.float64)
+    m = instance.shape[0]
+    if m != stats.bin_cdf.shape[0]:
+        raise ValueError(f"instance has {m} features, training data {stats.bin_cdf.shape[0]}")
+    uniforms, units, n_units = _replicated_sobol(context.samples, 2 * m, context.seed)
+    u_bin = np.ascontiguousarray(uniforms[:, :m])
+    u_value = np.ascontiguousarray(uniforms[:, m:])
+    rows, binary = kernels.lime_perturbations(
+        instance,
+        stats.bins_of(instance),
+        stats.bin_cdf,
+        stats.bin_lo,
+        stats.bin_hi,
+        stats.bin_mean,
+        stats.bin_std,
+        u_bin,
+        u_value,
+    )
+    width = context.kernel_width or 0.75 * np.sqrt(m)
+    weights = kernels.lime_kernel_weights(binary, float(width))
+    return LimePlan(rows, binary, weights, units, n_units, seed=context.seed)
+
+
+def _replicated_sobol(samples: int, dims: int, seed: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """(samples, dims) uniforms: row 0 unused (the instance), the rest split evenly over
+    independently scrambled Sobol sequences. Returns the uniforms, each row's replicate
+    (−1 for row 0) and the number of replicates."""
+    rest = samples - 1
+    n_units = min(REPLICATES, rest)
+    sizes = [rest // n_units + (r < rest % n_units) for r in range(n_units)]
+    streams = np.random.SeedSequence([seed, RNG_STREAM]).spawn(n_units)
+    blocks = [np.full((1, dims), 0.5)]
+    for size, stream in zip(sizes, streams, strict=True):
+        # Drawing a power of two and keeping the first `size` points is the same
+        # sequence as drawing `size`, without scipy's balance warning.
+        points = qmc.Sobol(d=dims, scramble=True, seed=np.random.default_rng(stream))
+        blocks.append(points.random(1 << max(size - 1, 0).bit_length())[:size])
+    units = np.concatenate([[-1], np.repeat(np.arange(n_units), sizes)]).astype(np.int64)
+    return np.concatenate(blocks), units, n_units
+
+
+def fit(plan: LimePlan, scores: np.ndarray) -> Saliencies:
+    """``scores`` (n, K): the predictor's outputs for ``plan.rows``."""
+    result = weighted_ridge(
+        plan.binary, scores, plan.weights, RIDGE_ALPHA, plan.units, plan.n_units
+    )
+    return Saliencies(
+        scores=result.coef,
+        confidence=half_width(result.coef_var, plan.n_units),
+        per_output={"intercept": result.intercept, "fidelity": result.r2},
+        facts={"samples": int(plan.rows.shape[0]), "seed": plan.seed},
+    )

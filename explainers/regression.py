@@ -1,0 +1,134 @@
+"""The two regressions the explainers solve, each with its sampling variance.
+
+Both variances are *sandwich* (influence-function) estimates over independent sampling
+units: the score is a smooth function of sums over units, so its variance is the
+covariance of the units' summed, linearised influence. For KernelSHAP a unit is a
+sampled coalition with its complement; for LIME it is one of a few independently
+scrambled quasi-random replicates. The variance says how far the score would move if
+the explainer drew its perturbations again — the uncertainty more samples remove — and
+assumes nothing about the model. The 95% half-width uses Student's t with
+units − 1 degrees of freedom.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.stats import t as student_t
+
+
+def unit_covariance(influence: np.ndarray, units: np.ndarray, n_units: int) -> np.ndarray:
+    """Covariance (M, M) of Σᵢ influenceᵢ when rows are grouped into independent units.
+
+    ``influence`` (n, M); ``units`` (n,) the unit of each row, −1 for deterministic rows.
+    """
+    m = influence.shape[1]
+    sampled = units >= 0
+    sums = np.zeros((n_units, m))
+    np.add.at(sums, units[sampled], influence[sampled])
+    return np.cov(sums, rowvar=False, ddof=1).reshape(m, m) * n_units
+
+
+def sandwich_diagonal(bread: np.ndarray, meat: np.ndarray) -> np.ndarray:
+    """diag(B · M · Bᵀ) for symmetric B."""
+    return np.maximum(np.einsum("ij,jk,ik->i", bread, meat, bread), 0.0)
+
+
+@dataclass(frozen=True)
+class RidgeFit:
+    """Weighted ridge with an unpenalised intercept, for K outputs at once."""
+
+    coef: np.ndarray  # (K, M)
+    intercept: np.ndarray  # (K,)
+    r2: np.ndarray  # (K,) weighted R² on the fitted samples
+    coef_var: np.ndarray  # (K, M) sandwich variance of coef (0 without ≥ 2 units)
+
+
+def weighted_ridge(
+    x: np.ndarray,
+    y: np.ndarray,
+    w: np.ndarray,
+    alpha: float,
+    units: np.ndarray,
+    n_units: int,
+) -> RidgeFit:
+    """Minimise Σ wᵢ (yᵢ − β₀ − xᵢᵀβ)² + α‖β‖² for each column of ``y``.
+
+    ``x`` (n, M), ``y`` (n, K), ``w`` (n,). Same objective as scikit-learn's
+    ``Ridge(alpha).fit(x, y, sample_weight=w)``. The intercept is profiled out by
+    weighted centring, so each row's influence on β is H⁻¹ wᵢ (xᵢ − x̄)(eᵢ).
+    """
+    m = x.shape[1]
+    sw = w.sum()
+    x_mean = w @ x / sw
+    y_mean = w @ y / sw
+    xc = x - x_mean
+    yc = y - y_mean
+    xw = xc * w[:, None]
+    h_inv = np.linalg.inv(xc.T @ xw + alpha * np.eye(m))
+    coef = (h_inv @ (xw.T @ yc)).T  # (K, M)
+    intercept = y_mean - coef @ x_mean
+    resid = yc - xc @ coef.T  # (n, K)
+    ss_res = w @ (resid**2)
+    ss_tot = w @ (yc**2)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r2 = np.where(ss_tot > 0, 1.0 - ss_res / ss_tot, 1.0)
+    coef_var = np.zeros_like(coef)
+    if n_units >= 2:
+        for k in range(y.shape[1]):
+            meat = unit_covariance(xw * resid[:, k : k + 1], units, n_units)
+            coef_var[k] = sandwich_diagonal(h_inv, meat)
+    return RidgeFit(coef=coef, intercept=intercept, r2=r2, coef_var=coef_var)
+
+
+@dataclass(frozen=True)
+class ShapleyFit:
+    scores: np.ndarray  # (K, M)
+    variance: np.ndarray  # (K, M), 0 where exact
+
+
+def constrained_least_squares(
+    masks: np.ndarray,
+    weights: np.ndarray,
+    values: np.ndarray,
+    total: np.ndarray,
+    units: np.ndarray,
+    n_units: int,
+) -> ShapleyFit:
+    """KernelSHAP's solve: minimise Σ_z w_z (v_z − zᵀφ)² subject to 1ᵀφ = total.
+
+    ``masks`` (C, M) bool coalitions; ``weights`` (C,) regression weights; ``values``
+    (C, K) coalition values minus the baseline; ``total`` (K,) = f(x) − E[f];
+    ``units`` (C,) the sampling unit of each coalition (−1 for enumerated, i.e.
+    deterministic, coalitions; a sampled coalition and its complement share a unit).
+
+    Closed form (Covert & Lee 2021): φ = A⁻¹b − A⁻¹1 (1ᵀA⁻¹b − total)/(1ᵀA⁻¹1).
+    Its derivative along the constraint is Q = A⁻¹ − A⁻¹11ᵀA⁻¹/(1ᵀA⁻¹1), so each
+    coalition's influence is Q w_z z (v_z − zᵀφ).
+    """
+    z = masks.astype(np.float64)
+    m = z.shape[1]
+    zw = z * weights[:, None]
+    a_inv = np.linalg.pinv(z.T @ zw, hermitian=True)
+    b = zw.T @ values  # (M, K)
+    ones = np.ones(m)
+    a_inv_1 = a_inv @ ones
+    denom = ones @ a_inv_1
+    phi = a_inv @ b - np.outer(a_inv_1, (ones @ a_inv @ b - total) / denom)  # (M, K)
+    variance = np.zeros((values.shape[1], m))
+    if n_units >= 2:
+        q = a_inv - np.outer(a_inv_1, a_inv_1) / denom
+        resid = values - z @ phi  # (C, K)
+        for k in range(values.shape[1]):
+            meat = unit_covariance(zw * resid[:, k : k + 1], units, n_units)
+            variance[k] = sandwich_diagonal(q, meat)
+    return ShapleyFit(scores=phi.T, variance=variance)
+
+
+def half_width(variance: np.ndarray, n_units: int) -> np.ndarray:
+    """Half-width of the two-sided 95% interval, Student's t with n_units − 1 d.o.f.
+    (0 where the variance is 0, as for exact scores)."""
+    if n_units < 2:
+        return np.zeros_like(variance)
+    return float(student_t.ppf(0.975, n_units - 1)) * np.sqrt(variance)
