@@ -156,6 +156,12 @@ async def _warm(runtime: Runtime, executor: ThreadPoolExecutor) -> None:
                 metadata.features,
                 engine.features,
             )
+    probe = engine.store.first_row()
+    if not predictor.output_settled and probe is not None:
+        try:
+            await predictor.settle_output(probe)
+        except ExplainerError as exc:
+            log.warning("could not ask the predictor which output to explain: %s", exc.message)
     runtime.warmed.set()
     log.info("warmed up; explaining predictor output %s", predictor.output_name or "(default)")
 

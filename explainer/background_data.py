@@ -108,6 +108,10 @@ class BackgroundStore:
     def features(self) -> int | None:
         return None if self._rows is None else int(self._rows.shape[1])
 
+    def first_row(self) -> np.ndarray | None:
+        """A row the predictor can score, for probing it before any request arrives."""
+        return None if self._rows is None or not len(self._rows) else self._rows[:1].copy()
+
     def observe(self, rows: np.ndarray) -> None:
         """Offer request rows to the reservoir (no-op with fixed background data)."""
         if self.fixed:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +27,7 @@ log = logging.getLogger(__name__)
 PROBA_OUTPUT = "predict_proba"
 _JSON = {"Content-Type": "application/json", "Accept-Encoding": "identity"}
 _RETRY_BASE_SECONDS = 0.05
+_SLICE_BYTES = 4 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -122,13 +124,17 @@ class V2Predictor:
     async def infer(self, rows: np.ndarray) -> np.ndarray:
         """Scores (n, K) float64 for rows (n, M), in as few calls as ``max_batch`` allows."""
         if not self._output.settled:
-            await self._settle_output(rows[:1])
+            await self.settle_output(rows[:1])
         size = self.config.max_batch
         chunks = [rows[i : i + size] for i in range(0, rows.shape[0], size)]
         results = await asyncio.gather(*(self._infer_call(chunk) for chunk in chunks))
         return results[0] if len(results) == 1 else np.concatenate(results)
 
-    async def _settle_output(self, probe: np.ndarray) -> None:
+    @property
+    def output_settled(self) -> bool:
+        return self._output.settled
+
+    async def settle_output(self, probe: np.ndarray) -> None:
         """No metadata named the outputs: ask for probabilities once, and keep the
         model's default output if the predictor refuses that output name."""
         try:
@@ -180,7 +186,7 @@ class V2Predictor:
                 async with self._session.request(
                     method,
                     url,
-                    data=payload,
+                    data=None if payload is None else _slices(payload),
                     headers=_JSON,
                     timeout=aiohttp.ClientTimeout(total=timeout),
                 ) as response:
@@ -197,6 +203,13 @@ class V2Predictor:
                     ) from None
                 await asyncio.sleep(_RETRY_BASE_SECONDS * 2**attempt)
         raise AssertionError("unreachable")
+
+
+async def _slices(payload: bytes) -> AsyncIterator[memoryview]:
+    """Stream a large body in slices, so one huge write never holds the event loop."""
+    view = memoryview(payload)
+    for start in range(0, len(view), _SLICE_BYTES):
+        yield view[start : start + _SLICE_BYTES]
 
 
 def _failure(status: int, body: bytes, model: str) -> PredictorFailed | PredictorUnavailable:

@@ -1,0 +1,307 @@
+"""The explainer against a real MLServer, driven over HTTP, checked against ground truth."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import orjson
+import pytest
+
+from explainer.demo import FEATURES
+from tests.conftest import ExplainerFactory, Predictor
+from tests.models import brute_force_shapley
+
+
+async def post(client: Any, path: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    response = await client.post(path, data=orjson.dumps(body))
+    return response.status, orjson.loads(await response.read())
+
+
+def scores_by_name(block: dict[str, Any], output: str) -> dict[str, tuple[float, float]]:
+    return {i["name"]: (i["score"], i["confidence"]) for i in block["saliencies"][output]}
+
+
+async def test_shap_on_credit_equals_brute_force_shapley(
+    explainer: ExplainerFactory, mlserver: Predictor
+) -> None:
+    credit = mlserver.models["credit"]
+    client = await explainer("credit", background_data=str(mlserver.data / "credit.csv"))
+    background = credit.train[:30]
+    rows = credit.test[:3]
+    status, body = await post(
+        client,
+        "/v1/models/credit:explain",
+        {"instances": rows.tolist(), "parameters": {"explainer": "SHAP"}},
+    )
+    assert status == 200
+    assert len(body["explanations"]) == 3
+    for row, explanation in zip(rows, body["explanations"], strict=True):
+        truth = brute_force_shapley(credit.model.predict_proba, row, background)
+        shap = explanation["SHAP"]
+        assert shap["exact"] is True
+        for k in range(2):
+            got = scores_by_name(shap, f"outputs-{k}")
+            for j, name in enumerate(FEATURES):
+                score, confidence = got[name]
+                assert score == pytest.approx(truth[k, j], abs=1e-9)
+                assert confidence == 0.0
+
+
+async def test_shap_on_linear_model_matches_closed_form(
+    explainer: ExplainerFactory, mlserver: Predictor
+) -> None:
+    linear = mlserver.models["linear20"]
+    client = await explainer(
+        "linear20", background_data=str(mlserver.data / "linear20.csv"), explainer_type="SHAP"
+    )
+    x = linear.test[0]
+    status, body = await post(client, "/v1/models/linear20:explain", {"instances": [x.tolist()]})
+    assert status == 200
+    shap = body["SHAP"]
+    assert shap["exact"] is False  # 2^20 − 2 coalitions exceed the default budget
+    expected = linear.model.coef_ * (x - linear.train[:50].mean(axis=0))
+    got = scores_by_name(shap, "outputs-0")
+    for j in range(20):
+        assert got[f"inputs-{j}"][0] == pytest.approx(expected[j], abs=1e-6)
+
+
+@pytest.mark.parametrize("explainer_type", ["SHAP", "ALL"])
+async def test_shap_scores_add_up_for_every_output(
+    explainer: ExplainerFactory, mlserver: Predictor, explainer_type: str
+) -> None:
+    forest = mlserver.models["forest20"]
+    client = await explainer(
+        "forest20",
+        background_data=str(mlserver.data / "forest20.csv"),
+        explainer_type=explainer_type,
+    )
+    status, body = await post(
+        client, "/v1/models/forest20:explain", {"instances": forest.test[:2].tolist()}
+    )
+    assert status == 200
+    for explanation in body["explanations"]:
+        shap = explanation["SHAP"]
+        assert set(shap["saliencies"]) == {"outputs-0", "outputs-1"}  # probabilities
+        for output, items in shap["saliencies"].items():
+            total = sum(item["score"] for item in items)
+            assert total == pytest.approx(
+                shap["prediction"][output] - shap["baseline"][output], abs=1e-9
+            )
+            assert any(item["confidence"] > 0 for item in items)  # sampled: not exact
+        assert shap["samples"] == 2 * 20 + 2048
+    expected = forest.model.predict_proba(forest.test[:2])
+    for explanation, probabilities in zip(body["explanations"], expected, strict=True):
+        got = [explanation["SHAP"]["prediction"][f"outputs-{k}"] for k in range(2)]
+        assert got == pytest.approx(probabilities.tolist(), abs=1e-12)
+
+
+def boundary_rows_with_clear_shap(credit: Any) -> list[int]:
+    """Applicants near the boundary where exact SHAP gives the weaker informative
+    feature (Loan Amount) clear weight: at least 0.02 of probability, and at least three
+    times the weight of every noise feature."""
+    p = credit.model.predict_proba(credit.test)[:, 1]
+    background = credit.train[:: len(credit.train) // 50][:50]
+    chosen = []
+    for i in np.flatnonzero((p > 0.2) & (p < 0.8)):
+        phi = np.abs(brute_force_shapley(credit.model.predict_proba, credit.test[i], background)[1])
+        if phi[2] >= 0.02 and phi[2] >= 3 * max(phi[0], phi[1], phi[3]):
+            chosen.append(int(i))
+        if len(chosen) == 3:
+            return chosen
+    raise AssertionError("no such applicants")
+
+
+async def test_lime_ranks_the_informative_credit_features_first_for_ten_seeds(
+    explainer: ExplainerFactory, mlserver: Predictor
+) -> None:
+    credit = mlserver.models["credit"]
+    client = await explainer(
+        "credit", background_data=str(mlserver.data / "credit-full.csv"), explainer_type="LIME"
+    )
+    for i in boundary_rows_with_clear_shap(credit):
+        for seed in range(10):
+            status, body = await post(
+                client,
+                "/v1/models/credit:explain",
+                {"instances": [credit.test[i].tolist()], "parameters": {"seed": seed}},
+            )
+            assert status == 200
+            lime = body["LIME"]
+            assert lime["samples"] == 5000
+            top_two = {item["name"] for item in lime["saliencies"]["outputs-1"][:2]}
+            assert top_two == {"Credit History", "Loan Amount"}, (i, seed, lime["saliencies"])
+            assert all(item["confidence"] > 0 for item in lime["saliencies"]["outputs-1"])
+
+
+async def test_every_body_format_gives_the_same_explanation(
+    explainer: ExplainerFactory, mlserver: Predictor
+) -> None:
+    credit = mlserver.models["credit"]
+    client = await explainer("credit", background_data=str(mlserver.data / "credit.csv"))
+    row = credit.test[5].tolist()
+    bodies = [
+        {"instances": [row]},
+        {"instances": [dict(zip(FEATURES, row, strict=True))]},
+        {"data": {"ndarray": [row]}},
+        {"data": {"ndarray": [row], "names": FEATURES}},
+        {"inputs": [{"name": "x", "shape": [1, 5], "datatype": "FP64", "data": row}]},
+        {"inputs": [{"name": "x", "shape": [5], "datatype": "FP32", "data": row}]},
+    ]
+    answers = []
+    for body in bodies:
+        status, answer = await post(client, "/v1/models/credit:explain", body)
+        assert status == 200, answer
+        assert list(answer) == ["timestamp", "LIME", "SHAP"]
+        answer.pop("timestamp")
+        answers.append(answer)
+    fp32 = answers.pop()  # rounding the input to FP32 moves the scores a little
+    assert all(answer == answers[0] for answer in answers)
+    assert fp32["SHAP"]["saliencies"]["outputs-1"][0]["name"] == "Credit History"
+    item = answers[0]["LIME"]["saliencies"]["outputs-0"][0]
+    assert list(item) == ["name", "score", "confidence"]
+
+
+async def test_feature_names_in_any_order_are_matched_to_the_model(
+    explainer: ExplainerFactory, mlserver: Predictor
+) -> None:
+    credit = mlserver.models["credit"]
+    client = await explainer("credit", background_data=str(mlserver.data / "credit.csv"))
+    row = credit.test[5]
+    reordered = {name: float(row[j]) for j, name in reversed(list(enumerate(FEATURES)))}
+    _, by_position = await post(client, "/v1/models/credit:explain", {"instances": [row.tolist()]})
+    _, by_name = await post(client, "/v1/models/credit:explain", {"instances": [reordered]})
+    assert by_name["SHAP"] == by_position["SHAP"]
+
+
+async def test_same_seed_same_bytes_other_seed_other_scores(
+    explainer: ExplainerFactory, mlserver: Predictor
+) -> None:
+    forest = mlserver.models["forest20"]
+    client = await explainer("forest20", background_data=str(mlserver.data / "forest20.csv"))
+    body = {"instances": [forest.test[3].tolist()], "parameters": {"seed": 11}}
+    first = await (await client.post("/v1/models/forest20:explain", data=orjson.dumps(body))).read()
+    again = await (await client.post("/v1/models/forest20:explain", data=orjson.dumps(body))).read()
+    strip = lambda raw: orjson.dumps(
+        {k: v for k, v in orjson.loads(raw).items() if k != "timestamp"}
+    )  # noqa: E731
+    assert strip(first) == strip(again)
+    body["parameters"]["seed"] = 12
+    other = await (await client.post("/v1/models/forest20:explain", data=orjson.dumps(body))).read()
+    assert strip(other) != strip(first)
+
+
+async def test_trustyai_response_format(explainer: ExplainerFactory, mlserver: Predictor) -> None:
+    credit = mlserver.models["credit"]
+    client = await explainer(
+        "credit", background_data=str(mlserver.data / "credit.csv"), response_format="trustyai"
+    )
+    status, body = await post(
+        client, "/v1/models/credit:explain", {"instances": [credit.test[0].tolist()]}
+    )
+    assert status == 200
+    assert list(body) == ["timestamp", "type", "saliencies"]
+    assert body["type"] == "explanation"
+    assert list(body["saliencies"]) == ["LIME", "SHAP"]
+    assert len(body["saliencies"]["SHAP"]["outputs-0"]) == 5
+
+
+async def test_without_background_the_reservoir_of_inputs_is_used(
+    explainer: ExplainerFactory, mlserver: Predictor
+) -> None:
+    forest = mlserver.models["forest20"]
+    client = await explainer("forest20")
+    status, body = await post(
+        client, "/v1/models/forest20:explain", {"instances": forest.test[:4].tolist()}
+    )
+    assert status == 200
+    for explanation in body["explanations"]:
+        for kind in ("LIME", "SHAP"):
+            assert explanation[kind]["background"] == {
+                "source": "reservoir of inputs seen",
+                "rows": 4,
+                "summary_rows": 4,
+            }
+    status, body = await post(
+        client, "/v1/models/forest20:explain", {"instances": [forest.test[9].tolist()]}
+    )
+    assert status == 200 and body["SHAP"]["background"]["rows"] == 5
+
+
+async def test_target_parameter_selects_outputs(
+    explainer: ExplainerFactory, mlserver: Predictor
+) -> None:
+    credit = mlserver.models["credit"]
+    client = await explainer("credit", background_data=str(mlserver.data / "credit.csv"))
+    row = credit.test[0].tolist()
+    for target in (1, "outputs-1", [1]):
+        status, body = await post(
+            client,
+            "/v1/models/credit:explain",
+            {"instances": [row], "parameters": {"target": target, "explainer": "shap"}},
+        )
+        assert status == 200
+        assert list(body["SHAP"]["saliencies"]) == ["outputs-1"]
+        assert list(body["SHAP"]["baseline"]) == ["outputs-1"]
+
+
+async def test_linear_model_without_probabilities_explains_its_prediction(
+    explainer: ExplainerFactory, mlserver: Predictor
+) -> None:
+    linear = mlserver.models["linear20"]
+    client = await explainer("linear20", background_data=str(mlserver.data / "linear20.csv"))
+    status, body = await post(
+        client, "/v1/models/linear20:explain", {"instances": [linear.test[1].tolist()]}
+    )
+    assert status == 200
+    assert list(body["SHAP"]["saliencies"]) == ["outputs-0"]
+    assert body["SHAP"]["prediction"]["outputs-0"] == pytest.approx(
+        float(linear.model.predict(linear.test[1:2])[0]), abs=1e-9
+    )
+
+
+async def test_all_mode_sends_lime_and_shap_rows_in_shared_calls(
+    explainer: ExplainerFactory, mlserver: Predictor
+) -> None:
+    from explainer.app import RUNTIME
+
+    forest = mlserver.models["forest20"]
+    client = await explainer(
+        "forest20", background_data=str(mlserver.data / "forest20.csv"), predictor_max_batch=40_000
+    )
+    predictor = client.server.app[RUNTIME].predictor
+    calls_before, rows_before = predictor.calls, predictor.rows_sent
+    status, _ = await post(
+        client, "/v1/models/forest20:explain", {"instances": [forest.test[0].tolist()]}
+    )
+    assert status == 200
+    rows = predictor.rows_sent - rows_before
+    shap_rows = 1 + 50 + (2 * 20 + 2048) * 50
+    assert rows == 5000 + shap_rows
+    assert predictor.calls - calls_before == -(-rows // 40_000)  # ceil: split only by the limit
+
+
+async def test_predict_passes_through_and_probes_report_ready(
+    explainer: ExplainerFactory, mlserver: Predictor
+) -> None:
+    credit = mlserver.models["credit"]
+    client = await explainer("credit", background_data=str(mlserver.data / "credit.csv"))
+    status, body = await post(
+        client, "/v1/models/credit:predict", {"instances": credit.test[:2].tolist()}
+    )
+    assert status == 200
+    assert np.allclose(body["predictions"], credit.model.predict_proba(credit.test[:2]), atol=1e-12)
+    for path in (
+        "/v1/models/credit",
+        "/v2/health/ready",
+        "/v2/models/credit/ready",
+        "/v2/health/live",
+    ):
+        response = await client.get(path)
+        assert response.status == 200, path
+    assert (await (await client.get("/v1/models/credit")).json()) == {
+        "name": "credit",
+        "ready": True,
+    }
+    metrics = await (await client.get("/metrics")).text()
+    assert "explainer_requests_total" in metrics
