@@ -25,6 +25,10 @@ from explainers.regression import constrained_least_squares, half_width
 from explainers.saliencies import Saliencies
 
 RNG_STREAM = 2
+# A sampled score is never exact: even where the sampling variance vanishes (models
+# whose interactions are of order ≤ 2, for which paired sampling is exact) the solve
+# carries rounding error, so its half-width is at least this, relative to the scale.
+ROUNDING_FLOOR = 1e-12
 
 
 def default_budget(m: int) -> int:
@@ -87,9 +91,13 @@ def fit(plan: ShapPlan, scores: np.ndarray) -> Saliencies:
             chosen.masks, chosen.weights, coalition_values, total, chosen.units, chosen.n_units
         )
         values, variance = solved.scores, solved.variance
+    confidence = half_width(variance, chosen.n_units)
+    if not chosen.exact:
+        scale = 1.0 + np.abs(total)[:, None] + np.abs(values)
+        confidence = np.maximum(confidence, ROUNDING_FLOOR * scale)
     return Saliencies(
         scores=values,
-        confidence=half_width(variance, chosen.n_units),
+        confidence=confidence,
         per_output={"baseline": baseline, "prediction": prediction},
         facts={
             "samples": int(chosen.masks.shape[0]),

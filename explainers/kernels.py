@@ -52,28 +52,34 @@ def normal_cdf(z: float) -> float:
 
 @numba.njit(cache=True, nogil=True)
 def normal_quantile(p: float) -> float:
-    """Standard normal quantile (inverse CDF) for 0 < p < 1; ±inf at 0 and 1."""
+    """Standard normal quantile (inverse CDF) for 0 < p < 1; ±inf at 0 and 1.
+
+    Works on the lower half (p ≤ 0.5) and uses Φ⁻¹(p) = −Φ⁻¹(1 − p) above it: 1 − p is
+    exact for p near 1, where the refinement step would otherwise lose the tail.
+    """
     if p <= 0.0:
         return -math.inf
     if p >= 1.0:
         return math.inf
+    if p > 0.5:
+        return -_lower_quantile(1.0 - p)
+    return _lower_quantile(p)
+
+
+@numba.njit(cache=True, nogil=True)
+def _lower_quantile(p: float) -> float:
     if p < _P_LOW:
         q = math.sqrt(-2.0 * math.log(p))
         x = (((((_C[0] * q + _C[1]) * q + _C[2]) * q + _C[3]) * q + _C[4]) * q + _C[5]) / (
             (((_D[0] * q + _D[1]) * q + _D[2]) * q + _D[3]) * q + 1.0
         )
-    elif p <= 1.0 - _P_LOW:
+    else:
         q = p - 0.5
         r = q * q
         x = (
             (((((_A[0] * r + _A[1]) * r + _A[2]) * r + _A[3]) * r + _A[4]) * r + _A[5])
             * q
             / (((((_B[0] * r + _B[1]) * r + _B[2]) * r + _B[3]) * r + _B[4]) * r + 1.0)
-        )
-    else:
-        q = math.sqrt(-2.0 * math.log1p(-p))
-        x = -(((((_C[0] * q + _C[1]) * q + _C[2]) * q + _C[3]) * q + _C[4]) * q + _C[5]) / (
-            (((_D[0] * q + _D[1]) * q + _D[2]) * q + _D[3]) * q + 1.0
         )
     e = normal_cdf(x) - p
     u = e * _SQRT2PI * math.exp(0.5 * x * x)

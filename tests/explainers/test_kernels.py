@@ -1,0 +1,156 @@
+"""Every numba kernel against a plain-NumPy (or SciPy) version of itself."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy.special import ndtr, ndtri
+from scipy.stats import truncnorm
+
+from explainers import kernels
+from explainers.lime import LimeStatistics
+
+
+@pytest.mark.parametrize("p", [1e-300, 1e-20, 1e-6, 0.01, 0.02425, 0.1, 0.5, 0.77, 0.98, 1 - 1e-12])
+def test_normal_quantile_matches_scipy(p: float) -> None:
+    assert kernels.normal_quantile(p) == pytest.approx(float(ndtri(p)), rel=1e-12, abs=1e-12)
+
+
+@given(st.floats(-38.0, 8.0))
+def test_normal_cdf_matches_scipy(z: float) -> None:
+    assert kernels.normal_cdf(z) == pytest.approx(float(ndtr(z)), rel=1e-12, abs=1e-300)
+
+
+@settings(max_examples=200)
+@given(
+    st.floats(-6.0, 6.0),
+    st.floats(0.01, 6.0),
+    st.floats(0.001, 0.999),
+)
+def test_truncated_normal_matches_scipy(lo: float, width: float, u: float) -> None:
+    hi = lo + width
+    expected = float(truncnorm.ppf(u, lo, hi))
+    got = kernels.truncated_normal(lo, hi, u)
+    assert lo <= got <= hi
+    assert got == pytest.approx(expected, abs=1e-9)
+
+
+def test_truncated_normal_far_in_the_tail_and_degenerate() -> None:
+    assert 30.0 <= kernels.truncated_normal(30.0, 31.0, 0.5) <= 31.0
+    assert kernels.truncated_normal(2.0, 2.0, 0.3) == 2.0
+
+
+def lime_perturbations_numpy(
+    instance: np.ndarray, stats: LimeStatistics, u_bin: np.ndarray, u_value: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    n, m = u_bin.shape
+    instance_bins = stats.bins_of(instance)
+    rows = np.empty((n, m))
+    binary = np.empty((n, m))
+    rows[0], binary[0] = instance, 1.0
+    for j in range(m):
+        bins = np.minimum(
+            (u_bin[1:, j, None] >= stats.bin_cdf[j][None, :]).sum(axis=1),
+            stats.bin_cdf.shape[1] - 1,
+        )
+        mean, std = stats.bin_mean[j, bins], stats.bin_std[j, bins]
+        lo = (stats.bin_lo[j, bins] - mean) / std
+        hi = (stats.bin_hi[j, bins] - mean) / std
+        z = np.where(hi > lo, truncnorm.ppf(u_value[1:, j], lo, np.maximum(hi, lo + 1e-300)), lo)
+        rows[1:, j] = mean + std * z
+        binary[1:, j] = bins == instance_bins[j]
+    return rows, binary
+
+
+def test_lime_perturbations_match_numpy() -> None:
+    rng = np.random.default_rng(5)
+    data = np.column_stack(
+        [
+            rng.normal(size=400),
+            rng.exponential(size=400),
+            rng.integers(0, 3, size=400).astype(float),  # few distinct values: fewer bins
+            np.full(400, 2.5),  # constant: one bin
+        ]
+    )
+    stats = LimeStatistics.from_training(data)
+    instance = np.array([0.3, 2.0, 1.0, 2.5])
+    u_bin, u_value = rng.random((300, 4)), rng.random((300, 4))
+    rows, binary = kernels.lime_perturbations(
+        instance,
+        stats.bins_of(instance),
+        stats.bin_cdf,
+        stats.bin_lo,
+        stats.bin_hi,
+        stats.bin_mean,
+        stats.bin_std,
+        u_bin,
+        u_value,
+    )
+    expected_rows, expected_binary = lime_perturbations_numpy(instance, stats, u_bin, u_value)
+    np.testing.assert_array_equal(binary, expected_binary)
+    np.testing.assert_allclose(rows, expected_rows, atol=1e-9)
+    assert (rows[:, 3] == 2.5).all()
+
+
+def test_lime_statistics_match_the_lime_package() -> None:
+    from lime.discretize import QuartileDiscretizer
+
+    data = np.random.default_rng(2).normal(size=(500, 3))
+    ours = LimeStatistics.from_training(data)
+    theirs = QuartileDiscretizer(data, [], ["a", "b", "c"])
+    for j in range(3):
+        n_bins = len(theirs.means[j])
+        np.testing.assert_allclose(ours.bin_mean[j, :n_bins], theirs.means[j])
+        np.testing.assert_allclose(ours.bin_std[j, :n_bins], theirs.stds[j])
+        np.testing.assert_allclose(ours.bin_lo[j, :n_bins], theirs.mins[j])
+        np.testing.assert_allclose(ours.bin_hi[j, :n_bins], theirs.maxs[j])
+    np.testing.assert_array_equal(ours.bins_of(data[7]), theirs.discretize(data[7]))
+
+
+def test_lime_kernel_weights_match_numpy() -> None:
+    binary = (np.random.default_rng(1).random((50, 7)) < 0.6).astype(np.float64)
+    width = 0.75 * np.sqrt(7)
+    d = np.sqrt(((binary - 1.0) ** 2).sum(axis=1))
+    expected = np.sqrt(np.exp(-(d**2) / width**2))
+    np.testing.assert_allclose(kernels.lime_kernel_weights(binary, width), expected, rtol=1e-14)
+
+
+def test_masks_from_keys_match_numpy() -> None:
+    rng = np.random.default_rng(4)
+    keys = rng.random((40, 9))
+    sizes = rng.integers(1, 9, size=40)
+    masks = kernels.masks_from_keys(keys, sizes)
+    expected = np.zeros((40, 9), dtype=bool)
+    for i in range(40):
+        expected[i, np.argsort(keys[i])[: sizes[i]]] = True
+    np.testing.assert_array_equal(masks, expected)
+    np.testing.assert_array_equal(masks.sum(axis=1), sizes)
+
+
+@pytest.mark.parametrize(("m", "s"), [(1, 0), (1, 1), (5, 2), (7, 3), (8, 8), (12, 1)])
+def test_subsets_of_size_enumerate_itertools_combinations(m: int, s: int) -> None:
+    combos = list(itertools.combinations(range(m), s))
+    expected = np.zeros((len(combos), m), dtype=bool)
+    for r, combo in enumerate(combos):
+        expected[r, list(combo)] = True
+    np.testing.assert_array_equal(kernels.subsets_of_size(m, s, len(combos)), expected)
+
+
+def test_masked_rows_match_numpy() -> None:
+    rng = np.random.default_rng(6)
+    instance, background = rng.normal(size=6), rng.normal(size=(4, 6))
+    masks = rng.random((10, 6)) < 0.5
+    rows = kernels.masked_rows(instance, background, masks)
+    expected = np.where(masks[:, None, :], instance[None, None, :], background[None, :, :])
+    np.testing.assert_array_equal(rows, expected.reshape(-1, 6))
+
+
+def test_coalition_values_match_numpy() -> None:
+    rng = np.random.default_rng(8)
+    scores, weights = rng.normal(size=(7 * 5, 3)), rng.dirichlet(np.ones(5))
+    expected = np.einsum("cbk,b->ck", scores.reshape(7, 5, 3), weights)
+    np.testing.assert_allclose(kernels.coalition_values(scores, weights), expected, rtol=1e-13)
