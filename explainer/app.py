@@ -136,7 +136,9 @@ async def _runtime(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _warm(runtime: Runtime, executor: ThreadPoolExecutor) -> None:
-    """Compile the kernels, then learn what the predictor offers; readiness waits for both."""
+    """Compile the kernels, then learn what the predictor offers. ``warmed`` is set once
+    the kernels are compiled and the predictor was asked once; if it could not answer,
+    asking goes on in the background (readiness asks the predictor itself)."""
     loop = asyncio.get_running_loop()
     await loop.run_in_executor(executor, warm_up)
     engine, predictor = runtime.engine, runtime.predictor
@@ -146,6 +148,7 @@ async def _warm(runtime: Runtime, executor: ThreadPoolExecutor) -> None:
             break
         except ExplainerError as exc:
             log.warning("predictor metadata not available yet: %s", exc.message)
+            runtime.warmed.set()
             await asyncio.sleep(1.0)
     if metadata.features is not None:
         if engine.features is None:

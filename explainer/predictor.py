@@ -28,6 +28,8 @@ PROBA_OUTPUT = "predict_proba"
 _JSON = {"Content-Type": "application/json", "Accept-Encoding": "identity"}
 _RETRY_BASE_SECONDS = 0.05
 _SLICE_BYTES = 4 * 1024 * 1024
+# Metadata and readiness are small calls; a short inference timeout must not starve them.
+_CONTROL_TIMEOUT_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -99,7 +101,8 @@ class V2Predictor:
 
     async def load_metadata(self) -> ModelMetadata:
         """Read the model's v2 metadata, if the predictor offers it."""
-        status, body = await self._request("GET", self.model_url, None, self.config.timeout)
+        timeout = max(self.config.timeout, _CONTROL_TIMEOUT_SECONDS)
+        status, body = await self._request("GET", self.model_url, None, timeout)
         if status != 200:
             raise _failure(status, body, self.config.model_name)
         try:
