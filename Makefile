@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # The predictor under test runs in its own environment, as it would in its own container.
 MLSERVER_VENV := .venv-mlserver
 
-.PHONY: demo test lint typecheck unit clean
+.PHONY: demo test lint typecheck unit clean bench-latency
 
 $(VENV)/.runtime: pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,7 +25,7 @@ demo: $(VENV)/.runtime
 	$(BIN)/explainer demo
 
 lint: $(VENV)/.test
-	$(BIN)/ruff check explainer explainers tests
+	$(BIN)/ruff check explainer explainers tests bench
 
 typecheck: $(VENV)/.test
 	$(BIN)/mypy
@@ -37,3 +37,6 @@ test: lint typecheck unit
 
 clean:
 	rm -rf $(VENV) $(MLSERVER_VENV) .pytest_cache .mypy_cache .ruff_cache
+
+bench-latency: $(VENV)/.test $(MLSERVER_VENV)/.installed
+	MLSERVER_BIN=$(CURDIR)/$(MLSERVER_VENV)/bin/mlserver $(BIN)/python -m bench.latency
