@@ -39,7 +39,8 @@ def main() -> int:
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "latency.json").write_text(json.dumps(rows, indent=2))
     table = [
-        "| mode | predictor rows | :explain median ms | p95 ms | predictor alone median ms | ratio |",
+        "| mode | predictor rows | :explain median ms | p95 ms "
+        "| predictor alone median ms | ratio |",
         "|---|---|---|---|---|---|",
     ]
     for r in rows:
