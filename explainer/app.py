@@ -116,6 +116,7 @@ async def _runtime(app: web.Application) -> AsyncIterator[None]:
             base_url=settings.predictor_url(),
             model_name=settings.model_name or "",
             datatype=settings.predictor_datatype,
+            datatype_from_metadata="predictor_datatype" not in settings.model_fields_set,
             output=settings.predictor_output,
             max_batch=settings.predictor_max_batch,
             max_concurrency=settings.predictor_max_concurrency,

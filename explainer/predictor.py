@@ -19,7 +19,7 @@ import aiohttp
 import numpy as np
 import orjson
 
-from explainer.datatypes import V2_TO_NUMPY
+from explainer.datatypes import ROW_DATATYPES, V2_TO_NUMPY
 from explainer.errors import PredictorFailed, PredictorTimeout, PredictorUnavailable
 
 log = logging.getLogger(__name__)
@@ -63,6 +63,7 @@ class PredictorConfig:
     base_url: str
     model_name: str
     datatype: str = "FP64"
+    datatype_from_metadata: bool = True  # False when the datatype was set explicitly
     output: str | None = None  # None: predict_proba where offered, else the first output
     max_batch: int = 32_768
     max_concurrency: int = 4
@@ -112,6 +113,8 @@ class V2Predictor:
             return self.metadata
         if self.metadata.input_name:
             self._input_name = self.metadata.input_name
+        if self.config.datatype_from_metadata and self.metadata.input_datatype in ROW_DATATYPES:
+            self.config.datatype = self.metadata.input_datatype
         if not self._output.settled and self.metadata.outputs:
             offered = PROBA_OUTPUT in self.metadata.outputs
             self._output = _OutputChoice(name=PROBA_OUTPUT if offered else None, settled=True)

@@ -23,7 +23,11 @@ def _env(*names: str) -> Any:
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        case_sensitive=True, populate_by_name=True, extra="ignore", frozen=True
+        case_sensitive=True,
+        populate_by_name=True,
+        extra="ignore",
+        frozen=True,
+        env_ignore_empty=True,  # an empty variable in a manifest means "not set"
     )
 
     explainer_type: ExplainerType = Field(
