@@ -20,7 +20,7 @@ import numpy as np
 import orjson
 import requests
 
-from tests.mlserver import free_port, running_mlserver, write_csv
+from tests.mlserver import free_port, running_mlserver, wait_ok, write_csv
 from tests.models import forest20
 
 REPEATS = int(os.environ.get("BENCH_REPEATS", "15"))
@@ -83,7 +83,7 @@ def measure(kind: str, predictor: str, background: Path, test: np.ndarray) -> di
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_ready(url)
+        wait_ok(f"{url}/v2/health/ready", process)
         session = requests.Session()
         times, sent = [], 0
         for i in range(REPEATS + 2):
@@ -139,18 +139,6 @@ def predictor_alone(session: requests.Session, url: str, n: int, m: int) -> list
         np.asarray(orjson.loads(response.content)["outputs"][0]["data"])
         times.append(time.perf_counter() - start)
     return times
-
-
-def wait_ready(url: str) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(f"{url}/v2/health/ready", timeout=1).status_code == 200:
-                return
-        except requests.ConnectionError:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError("explainer never became ready")
 
 
 if __name__ == "__main__":

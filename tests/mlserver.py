@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import joblib
 import numpy as np
@@ -30,6 +31,21 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def wait_ok(url: str, process: subprocess.Popen[Any] | None = None, seconds: float = 60) -> None:
+    """Poll ``url`` until it answers 200; fail early if ``process`` exits."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise MLServerError(f"process exited ({process.returncode}) before {url} was ready")
+        try:
+            if requests.get(url, timeout=1).status_code == 200:
+                return
+        except requests.ConnectionError:
+            pass
+        time.sleep(0.2)
+    raise MLServerError(f"{url} not ready after {seconds:g} s")
 
 
 def write_csv(path: Path, rows: np.ndarray, names: list[str] | None) -> None:

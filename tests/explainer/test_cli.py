@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import orjson
@@ -17,6 +16,7 @@ import requests
 from explainer.cli import StartupError, load_settings
 from explainer.settings import Settings
 from tests.conftest import Predictor, free_port
+from tests.mlserver import wait_ok
 
 
 def run_explainer(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
@@ -27,19 +27,6 @@ def run_explainer(*args: str, env: dict[str, str] | None = None) -> subprocess.P
         text=True,
         env={**os.environ, **(env or {})},
     )
-
-
-def wait_ready(url: str, process: subprocess.Popen[str], seconds: float = 60) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        assert process.poll() is None, process.communicate()
-        try:
-            if requests.get(f"{url}/v2/health/ready", timeout=1).status_code == 200:
-                return
-        except requests.ConnectionError:
-            pass
-        time.sleep(0.2)
-    raise AssertionError("explainer never became ready")
 
 
 def test_serve_with_the_flags_kserve_appends(mlserver: Predictor) -> None:
@@ -72,7 +59,7 @@ def test_serve_with_the_flags_kserve_appends(mlserver: Predictor) -> None:
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_ready(url, process)
+        wait_ok(f"{url}/v2/health/ready", process)
         row = mlserver.models["credit"].test[0].tolist()
         response = requests.post(
             f"{url}/v1/models/credit:explain", data=orjson.dumps({"instances": [row]}), timeout=30
