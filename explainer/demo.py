@@ -50,11 +50,13 @@ def credit_model() -> CreditModel:
 
 
 def applicant(credit: CreditModel) -> list[float]:
-    """The first test applicant near the decision boundary (0.2 < p < 0.8), where
-    both informative features matter."""
+    """A test applicant near the decision boundary (0.2 < p < 0.8) whose loan amount is
+    far from the usual, so that both informative features matter."""
     p = credit.model.predict_proba(credit.test)[:, 1]
-    index = int(np.flatnonzero((p > 0.2) & (p < 0.8))[0])
-    return [round(float(v), 4) for v in credit.test[index]]
+    near = np.flatnonzero((p > 0.2) & (p < 0.8))
+    loan = FEATURES.index("Loan Amount")
+    deviation = np.abs(credit.test[near, loan] - credit.train[:, loan].mean())
+    return [round(float(v), 4) for v in credit.test[near[int(np.argmax(deviation))]]]
 
 
 def request_bodies(row: list[float]) -> dict[str, dict[str, Any]]:
