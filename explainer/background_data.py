@@ -4,6 +4,10 @@ With ``BACKGROUND_DATA`` the data is read once at start-up. Without it the expla
 keeps a bounded reservoir (Algorithm R, seeded) of the rows it has been asked to
 explain, as the TrustyAI explainer does, and every explanation says which background it
 used and how many rows it had — a request never fails for lack of background.
+
+A reservoir larger than the SHAP background is summarised by k-means, which costs a
+tenth of a second or more; the summary is therefore rebuilt only once the rows seen
+have grown by ``REBUILD_GROWTH`` since the last build, not after every request.
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ import numpy as np
 
 from explainers.background import Background, summarize
 from explainers.lime import LimeStatistics
+
+REBUILD_GROWTH = 1.1
 
 
 def load_background(path: str) -> tuple[np.ndarray, list[str] | None]:
@@ -97,6 +103,7 @@ class BackgroundStore:
         self._capacity = reservoir_size
         self._reservoir_rng = np.random.default_rng([seed, 7])
         self._seen = 0
+        self._seen_at_build = 0
         self._rows: np.ndarray | None = None
         self._snapshot: BackgroundSnapshot | None = None
         self.fixed = data is not None
@@ -129,7 +136,9 @@ class BackgroundStore:
                     if slot < self._capacity:
                         kept[slot] = row
             self._rows = np.array(kept, dtype=np.float64)
-            self._snapshot = None
+            small = len(kept) <= self._shap_size
+            if small or self._seen >= REBUILD_GROWTH * self._seen_at_build:
+                self._snapshot = None
 
     def snapshot(self) -> BackgroundSnapshot:
         """The current background; rebuilt only after the reservoir changed."""
@@ -138,6 +147,7 @@ class BackgroundStore:
                 if self._rows is None or self._rows.shape[0] == 0:
                     raise RuntimeError("background is empty: observe() rows first")
                 self._snapshot = self._build(self._rows)
+                self._seen_at_build = self._seen
             return self._snapshot
 
     def _build(self, rows: np.ndarray) -> BackgroundSnapshot:

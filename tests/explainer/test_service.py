@@ -214,8 +214,15 @@ async def test_without_background_the_reservoir_of_inputs_is_used(
 ) -> None:
     forest = mlserver.models["forest20"]
     client = await explainer("forest20")
+    # A cold start: the only background is the row itself, so nothing can vary.
     status, body = await post(
-        client, "/v1/models/forest20:explain", {"instances": forest.test[:4].tolist()}
+        client, "/v1/models/forest20:explain", {"instances": [forest.test[10].tolist()]}
+    )
+    assert status == 200
+    assert body["SHAP"]["background"]["rows"] == 1
+    assert all(item["score"] == 0 for item in body["SHAP"]["saliencies"]["outputs-1"])
+    status, body = await post(
+        client, "/v1/models/forest20:explain", {"instances": forest.test[:3].tolist()}
     )
     assert status == 200
     for explanation in body["explanations"]:

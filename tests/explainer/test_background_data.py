@@ -1,0 +1,71 @@
+"""Background files, and the reservoir used when there are none."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from explainer.background_data import BackgroundStore, load_background
+
+
+def test_csv_with_header_gives_names(tmp_path: Path) -> None:
+    path = tmp_path / "train.csv"
+    path.write_text("Age,Income\n30,1.5\n40,2.5\n")
+    rows, names = load_background(str(path))
+    assert names == ["Age", "Income"]
+    np.testing.assert_array_equal(rows, [[30, 1.5], [40, 2.5]])
+
+
+def test_csv_without_header_and_npy(tmp_path: Path) -> None:
+    (tmp_path / "a.csv").write_text("1,2\n3,4\n")
+    np.save(tmp_path / "a.npy", np.array([[1.0, 2.0], [3.0, 4.0]]))
+    for name in ("a.csv", "a.npy"):
+        rows, names = load_background(str(tmp_path / name))
+        assert names is None
+        np.testing.assert_array_equal(rows, [[1, 2], [3, 4]])
+
+
+@pytest.mark.parametrize(
+    ("content", "words"),
+    [
+        ("a,b\n1,x\n", "line 2"),
+        ("1,2\n3\n", "line 2"),
+        ("a,b\n", "non-empty"),
+        ("1,nan\n", "non-finite"),
+    ],
+)
+def test_bad_csv_is_named(tmp_path: Path, content: str, words: str) -> None:
+    path = tmp_path / "bad.csv"
+    path.write_text(content)
+    with pytest.raises(ValueError, match=words):
+        load_background(str(path))
+
+
+def store(capacity: int = 100, shap_size: int = 10) -> BackgroundStore:
+    return BackgroundStore(
+        None, source="reservoir", shap_size=shap_size, reservoir_size=capacity, seed=0
+    )
+
+
+def test_reservoir_is_bounded_and_seeded() -> None:
+    one, two = store(capacity=20), store(capacity=20)
+    rows = np.random.default_rng(0).normal(size=(200, 3))
+    for chunk in np.array_split(rows, 20):
+        one.observe(chunk)
+        two.observe(chunk)
+    assert one.snapshot().description["rows"] == 20
+    np.testing.assert_array_equal(one.snapshot().shap.rows, two.snapshot().shap.rows)
+
+
+def test_large_reservoir_summary_is_rebuilt_only_after_growth() -> None:
+    reservoir = store(capacity=1000, shap_size=10)
+    rows = np.random.default_rng(1).normal(size=(400, 3))
+    reservoir.observe(rows[:100])
+    first = reservoir.snapshot()
+    reservoir.observe(rows[100:105])  # 5% more rows seen: keep the summary
+    assert reservoir.snapshot() is first
+    reservoir.observe(rows[105:120])  # 20% more: rebuild
+    assert reservoir.snapshot() is not first
+    assert reservoir.snapshot().description["rows"] == 120
