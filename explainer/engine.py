@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Protocol, TypeVar
 
 import numpy as np
@@ -67,31 +68,47 @@ class Engine:
         self.feature_names = feature_names
 
     async def explain(self, request: RowsRequest) -> Explained:
-        timings: dict[str, float] = {}
         rows, names = self._checked_rows(request)
         job = self._job(request.parameters, rows.shape[1])
         self.store.observe(rows)
-
-        start = time.perf_counter()
+        timings = dict.fromkeys(("plan", "predictor", "fit"), 0.0)
         snapshot = await self._run(self.store.snapshot)
-        plans = await self._run(lambda: [self._plan(row, snapshot, job) for row in rows])
-        timings["plan"] = time.perf_counter() - start
+        fitted: list[dict[str, Saliencies]] = []
+        scores_width, sent = 0, 0
+        # Rows are explained in groups whose perturbations fill the predictor calls in
+        # flight, so memory stays bounded however many rows a request has.
+        for group in self._groups(rows, job):
+            start = time.perf_counter()
+            plans = await self._run(partial(self._plan_rows, group, snapshot, job))
+            timings["plan"] += time.perf_counter() - start
 
-        start = time.perf_counter()
-        batch = np.concatenate([p.rows for per_row in plans for p in per_row.values()])
-        scores = await self.predictor.infer(batch)
-        timings["predictor"] = time.perf_counter() - start
+            start = time.perf_counter()
+            batch = np.concatenate([p.rows for per_row in plans for p in per_row.values()])
+            scores = await self.predictor.infer(batch)
+            timings["predictor"] += time.perf_counter() - start
 
-        start = time.perf_counter()
-        fitted = await self._run(lambda: _fit_all(plans, scores))
-        outputs, selected = self._outputs(scores.shape[1], request.parameters.target)
-        timings["fit"] = time.perf_counter() - start
+            start = time.perf_counter()
+            fitted.extend(await self._run(partial(_fit_all, plans, scores)))
+            timings["fit"] += time.perf_counter() - start
+            scores_width, sent = scores.shape[1], sent + batch.shape[0]
+            del plans, batch, scores
 
+        outputs, selected = self._outputs(scores_width, request.parameters.target)
         facts = {kind: {"background": snapshot.description} for kind in job.kinds}
         explained = [
             RowExplanation({k: s.select(selected) for k, s in row.items()}, facts) for row in fitted
         ]
-        return Explained(explained, names, outputs, int(batch.shape[0]), timings)
+        return Explained(explained, names, outputs, sent, timings)
+
+    def _groups(self, rows: np.ndarray, job: _Job) -> list[np.ndarray]:
+        per_row = 0
+        if "LIME" in job.kinds:
+            per_row += job.lime_samples
+        if "SHAP" in job.kinds:  # an upper bound: fewer when every coalition fits the budget
+            per_row += (1 + job.shap_samples) * self.settings.shap_background_size + 1
+        in_flight = self.settings.predictor_max_batch * self.settings.predictor_max_concurrency
+        size = max(1, in_flight // max(per_row, 1))
+        return [rows[i : i + size] for i in range(0, rows.shape[0], size)]
 
     async def predict(self, request: RowsRequest) -> np.ndarray:
         rows, _ = self._checked_rows(request)
@@ -144,6 +161,11 @@ class Engine:
                 )
         seed = self.settings.seed if params.seed is None else params.seed
         return _Job(kinds, lime_samples, shap_samples, seed)
+
+    def _plan_rows(
+        self, rows: np.ndarray, snapshot: BackgroundSnapshot, job: _Job
+    ) -> list[dict[str, lime.LimePlan | kernel_shap.ShapPlan]]:
+        return [self._plan(row, snapshot, job) for row in rows]
 
     def _plan(
         self, row: np.ndarray, snapshot: BackgroundSnapshot, job: _Job

@@ -315,3 +315,31 @@ async def test_predict_passes_through_and_probes_report_ready(
     }
     metrics = await (await client.get("/metrics")).text()
     assert "explainer_requests_total" in metrics
+
+
+async def test_many_rows_are_explained_in_bounded_groups_each_as_if_alone(
+    explainer: ExplainerFactory, mlserver: Predictor
+) -> None:
+    from explainer.app import RUNTIME
+
+    forest = mlserver.models["forest20"]
+    client = await explainer(
+        "forest20",
+        background_data=str(mlserver.data / "forest20.csv"),
+        explainer_type="LIME",
+        predictor_max_batch=6000,
+        predictor_max_concurrency=1,
+    )
+    predictor = client.server.app[RUNTIME].predictor
+    calls_before = predictor.calls
+    rows = forest.test[:3].tolist()
+    status, together = await post(client, "/v1/models/forest20:explain", {"instances": rows})
+    assert status == 200
+    assert (
+        predictor.calls - calls_before == 3
+    )  # one 5000-row group per row, not one 15000-row batch
+    for row, explanation in zip(rows, together["explanations"], strict=True):
+        status, alone = await post(client, "/v1/models/forest20:explain", {"instances": [row]})
+        assert status == 200
+        alone.pop("timestamp")
+        assert explanation == alone
