@@ -46,18 +46,45 @@ def main(argv: Sequence[str] | None = None) -> int:
     demo_parser.add_argument(
         "--once", action="store_true", help="send one request per body format, print, exit"
     )
+    health_parser = commands.add_parser(
+        "healthcheck", help="exit 0 if the explainer on this host answers its probe"
+    )
+    health_parser.add_argument("--http_port", type=int, default=None)
+    health_parser.add_argument("--path", default="/v2/health/live")
+    commands.add_parser("warm-up", help="compile every numba kernel into NUMBA_CACHE_DIR")
     args, unknown = parser.parse_known_args(argv)
     try:
         if args.command == "serve":
             return _serve(args, unknown)
         if unknown:
             parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+        if args.command == "healthcheck":
+            return _healthcheck(args.http_port, args.path)
+        if args.command == "warm-up":
+            from explainers.warm_up import warm_up
+
+            warm_up()
+            return 0
         from explainer import demo
 
         return asyncio.run(demo.run(args.host, args.http_port, args.explainer_type, args.once))
     except StartupError as exc:
         print(f"explainer: {exc}", file=sys.stderr)
         return 2
+
+
+def _healthcheck(port: int | None, path: str) -> int:
+    """The container's HEALTHCHECK: standard library only, so it starts fast."""
+    import os
+    import urllib.request
+
+    port = port or int(os.environ.get("HTTP_PORT") or os.environ.get("PORT") or 8080)
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=2) as response:
+            return 0 if response.status == 200 else 1
+    except OSError as exc:
+        print(f"explainer: healthcheck failed: {exc}", file=sys.stderr)
+        return 1
 
 
 def _add_setting_flags(parser: argparse.ArgumentParser) -> None:
