@@ -123,6 +123,7 @@ async def _runtime(app: web.Application) -> AsyncIterator[None]:
             timeout=settings.predictor_timeout,
             retries=settings.predictor_retries,
         ),
+        observe=app[METRICS].predictor_call,
     )
     engine = Engine(settings, predictor, store, executor, features=features, feature_names=names)
     runtime = Runtime(engine, predictor, asyncio.Event())
@@ -237,19 +238,23 @@ def _runtime_of(request: web.Request) -> Runtime:
 
 async def explain(request: web.Request) -> web.Response:
     runtime = _runtime_of(request)
+    settings, metrics = request.app[SETTINGS], request.app[METRICS]
     start = time.perf_counter()
-    decoded = decode_rows_request(await request.read())
-    explained = await runtime.engine.explain(decoded)
-    settings = request.app[SETTINGS]
+    kind: str = settings.explainer_type
+    try:
+        decoded = decode_rows_request(await request.read())
+        kind = decoded.parameters.explainer or kind
+        explained = await runtime.engine.explain(decoded)
+    except ExplainerError as exc:
+        metrics.explains.labels(kind, str(exc.status)).inc()
+        raise
     body = encode_explanations(
         explained.rows, explained.features, explained.outputs, settings.response_format
     )
-    metrics = request.app[METRICS]
-    kind = decoded.parameters.explainer or settings.explainer_type
+    metrics.explains.labels(kind, "200").inc()
     metrics.explain_seconds.labels(kind).observe(time.perf_counter() - start)
     for stage, seconds in explained.timings.items():
         metrics.stage_seconds.labels(stage).observe(seconds)
-    metrics.predictor_rows.inc(explained.predictor_rows)
     timing = ", ".join(f"{k};dur={v * 1000:.1f}" for k, v in explained.timings.items())
     return _json(200, body, {"Server-Timing": timing})
 

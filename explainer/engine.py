@@ -37,7 +37,6 @@ class Explained:
     rows: list[RowExplanation]
     features: list[str]
     outputs: list[str]
-    predictor_rows: int
     timings: dict[str, float] = field(default_factory=dict)  # seconds, per stage
 
 
@@ -74,7 +73,7 @@ class Engine:
         timings = dict.fromkeys(("plan", "predictor", "fit"), 0.0)
         snapshot = await self._run(self.store.snapshot)
         fitted: list[dict[str, Saliencies]] = []
-        scores_width, sent = 0, 0
+        scores_width = 0
         # Rows are explained in groups whose perturbations fill the predictor calls in
         # flight, so memory stays bounded however many rows a request has.
         for group in self._groups(rows, job):
@@ -90,7 +89,7 @@ class Engine:
             start = time.perf_counter()
             fitted.extend(await self._run(partial(_fit_all, plans, scores)))
             timings["fit"] += time.perf_counter() - start
-            scores_width, sent = scores.shape[1], sent + batch.shape[0]
+            scores_width = scores.shape[1]
             del plans, batch, scores
 
         outputs, selected = self._outputs(scores_width, request.parameters.target)
@@ -98,7 +97,7 @@ class Engine:
         explained = [
             RowExplanation({k: s.select(selected) for k, s in row.items()}, facts) for row in fitted
         ]
-        return Explained(explained, names, outputs, sent, timings)
+        return Explained(explained, names, outputs, timings)
 
     def _groups(self, rows: np.ndarray, job: _Job) -> list[np.ndarray]:
         per_row = 0

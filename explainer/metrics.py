@@ -14,6 +14,12 @@ class Metrics:
             ["route", "status"],
             registry=self.registry,
         )
+        self.explains = Counter(
+            "explainer_explain_requests",
+            ":explain requests by explainer type and status",
+            ["explainer", "status"],
+            registry=self.registry,
+        )
         self.explain_seconds = Histogram(
             "explainer_explain_seconds",
             "Time to answer an :explain request",
@@ -29,5 +35,17 @@ class Metrics:
             buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
         )
         self.predictor_rows = Counter(
-            "explainer_predictor_rows", "Rows sent to the predictor", registry=self.registry
+            "explainer_predictor_rows", "Rows the predictor scored", registry=self.registry
         )
+        self.predictor_call_seconds = Histogram(
+            "explainer_predictor_call_seconds",
+            "Time per predictor call, by outcome",
+            ["outcome"],
+            registry=self.registry,
+            buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+        )
+
+    def predictor_call(self, seconds: float, rows: int, ok: bool) -> None:
+        self.predictor_call_seconds.labels("ok" if ok else "error").observe(seconds)
+        if ok:
+            self.predictor_rows.inc(rows)

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -79,10 +80,20 @@ class _OutputChoice:
     settled: bool = False
 
 
+# Told of every inference call: (seconds, rows, succeeded).
+CallObserver = Callable[[float, int, bool], None]
+
+
 class V2Predictor:
-    def __init__(self, session: aiohttp.ClientSession, config: PredictorConfig) -> None:
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        config: PredictorConfig,
+        observe: CallObserver | None = None,
+    ) -> None:
         self._session = session
         self.config = config
+        self._observe = observe
         self.metadata = ModelMetadata()
         self._input_name = "input-0"
         self._slots = asyncio.Semaphore(config.max_concurrency)
@@ -169,14 +180,25 @@ class V2Predictor:
             request["outputs"] = [{"name": output}]
         payload = orjson.dumps(request, option=orjson.OPT_SERIALIZE_NUMPY)
         async with self._slots:
-            status, body = await self._request(
-                "POST", f"{self.model_url}/infer", payload, self.config.timeout
-            )
+            start = time.perf_counter()
+            try:
+                status, body = await self._request(
+                    "POST", f"{self.model_url}/infer", payload, self.config.timeout
+                )
+                if status != 200:
+                    raise _failure(status, body, self.config.model_name)
+                scores = _scores(body, rows.shape[0], output)
+            except Exception:
+                self._report(start, rows.shape[0], ok=False)
+                raise
+        self._report(start, rows.shape[0], ok=True)
+        return scores
+
+    def _report(self, start: float, rows: int, ok: bool) -> None:
         self.calls += 1
-        self.rows_sent += rows.shape[0]
-        if status != 200:
-            raise _failure(status, body, self.config.model_name)
-        return _scores(body, rows.shape[0], output)
+        self.rows_sent += rows
+        if self._observe is not None:
+            self._observe(time.perf_counter() - start, rows, ok)
 
     async def _request(
         self,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import numpy as np
@@ -313,8 +314,16 @@ async def test_predict_passes_through_and_probes_report_ready(
         "name": "credit",
         "ready": True,
     }
+    await post(client, "/v1/models/credit:explain", {"instances": [credit.test[0].tolist()]})
+    await post(client, "/v1/models/credit:explain", {"instances": [[1.0]]})
     metrics = await (await client.get("/metrics")).text()
-    assert "explainer_requests_total" in metrics
+    assert 'explainer_explain_requests_total{explainer="ALL",status="200"} 1.0' in metrics
+    assert 'explainer_explain_requests_total{explainer="ALL",status="400"} 1.0' in metrics
+    assert 'explainer_predictor_call_seconds_count{outcome="ok"}' in metrics
+    scored = re.search(r"^explainer_predictor_rows_total (\S+)$", metrics, re.MULTILINE)
+    assert scored is not None
+    # 2 rows of :predict, then LIME's 5000 and exact SHAP's x, background, 30 coalitions × 30
+    assert float(scored.group(1)) == 2 + 5000 + 1 + 30 + 30 * 30
 
 
 async def test_many_rows_are_explained_in_bounded_groups_each_as_if_alone(
