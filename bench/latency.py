@@ -32,7 +32,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         background = Path(tmp) / "background.csv"
         write_csv(background, model.train[:50], None)
-        with running_mlserver({"forest20": model}, Path(tmp) / "mlserver") as url:
+        with running_mlserver({"forest20": model}, Path(tmp) / "mlserver") as address:
+            url = address.url
             rows = []
             for kind in ("LIME", "SHAP", "ALL"):
                 rows.append(measure(kind, url, background, model.test))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -21,7 +22,8 @@ from explainer.engine import Engine
 from explainer.errors import ExplainerError, ModelNotFound
 from explainer.metrics import Metrics
 from explainer.payloads import decode_rows_request, encode_explanations, error_body
-from explainer.predictor import PredictorConfig, V2Predictor
+from explainer.predictor import CallObserver, Predictor, PredictorConfig
+from explainer.predictor_rest import V1RestPredictor, V2RestPredictor
 from explainer.settings import Settings, env_name
 from explainers.warm_up import warm_up
 
@@ -42,7 +44,7 @@ class Runtime:
     """Everything a request needs, created in ``cleanup_ctx`` and torn down with it."""
 
     engine: Engine
-    predictor: V2Predictor
+    predictor: Predictor
     warmed: asyncio.Event
 
 
@@ -106,25 +108,12 @@ async def _runtime(app: web.Application) -> AsyncIterator[None]:
     names = settings.feature_names or (background.names if background else None)
     features = len(names) if names else store.features
     session = aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(limit=settings.predictor_max_concurrency * 2),
-        auto_decompress=True,
+        connector=aiohttp.TCPConnector(
+            limit=settings.predictor_max_concurrency * 2, ssl=_ssl_context(settings)
+        ),
     )
     executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="explainer")
-    predictor = V2Predictor(
-        session,
-        PredictorConfig(
-            base_url=settings.predictor_url(),
-            model_name=settings.model_name or "",
-            datatype=settings.predictor_datatype,
-            datatype_from_metadata="predictor_datatype" not in settings.model_fields_set,
-            output=settings.predictor_output,
-            max_batch=settings.predictor_max_batch,
-            max_concurrency=settings.predictor_max_concurrency,
-            timeout=settings.predictor_timeout,
-            retries=settings.predictor_retries,
-        ),
-        observe=app[METRICS].predictor_call,
-    )
+    predictor = make_predictor(settings, session, app[METRICS].predictor_call)
     engine = Engine(settings, predictor, store, executor, features=features, feature_names=names)
     runtime = Runtime(engine, predictor, asyncio.Event())
     app[RUNTIME] = runtime
@@ -133,8 +122,46 @@ async def _runtime(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         task.cancel()
+        await predictor.close()
         await session.close()
         executor.shutdown(wait=True, cancel_futures=True)
+
+
+def make_predictor(
+    settings: Settings, session: aiohttp.ClientSession, observe: CallObserver
+) -> Predictor:
+    """The predictor client for ``PREDICTOR_PROTOCOL``."""
+    config = PredictorConfig(
+        base_url=settings.predictor_url(),
+        model_name=settings.model_name or "",
+        datatype=settings.predictor_datatype,
+        datatype_from_metadata="predictor_datatype" not in settings.model_fields_set,
+        output=settings.predictor_output,
+        max_batch=settings.predictor_max_batch,
+        max_concurrency=settings.predictor_max_concurrency,
+        timeout=settings.predictor_timeout,
+        retries=settings.predictor_retries,
+        ca_bundle=settings.predictor_ca_bundle,
+    )
+    if settings.predictor_protocol == "grpc-v2":
+        from explainer.predictor_grpc import GrpcV2Predictor  # imports grpc only when used
+
+        config.base_url = settings.predictor_address()
+        return GrpcV2Predictor(
+            config,
+            observe,
+            use_ssl=settings.predictor_tls(),
+            max_message_bytes=settings.predictor_grpc_max_message_bytes,
+        )
+    if settings.predictor_protocol == "v1":
+        return V1RestPredictor(session, config, observe)
+    return V2RestPredictor(session, config, observe)
+
+
+def _ssl_context(settings: Settings) -> ssl.SSLContext | bool:
+    if settings.predictor_ca_bundle:
+        return ssl.create_default_context(cafile=settings.predictor_ca_bundle)
+    return True
 
 
 async def _warm(runtime: Runtime, executor: ThreadPoolExecutor) -> None:

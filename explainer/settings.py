@@ -45,15 +45,29 @@ class Settings(BaseSettings):
         validation_alias=_env("predictor_host", "PREDICTOR_HOST"),
         description="Predictor host[:port] (no port means 80) or a full http(s) URL.",
     )
-    predictor_protocol: Literal["v2"] = Field(
+    predictor_protocol: Literal["v2", "grpc-v2", "v1"] = Field(
         "v2",
         validation_alias=_env("predictor_protocol", "PREDICTOR_PROTOCOL"),
-        description="How to talk to the predictor: v2 (Open Inference Protocol over REST).",
+        description="How to talk to the predictor: v2 (Open Inference Protocol over REST), "
+        "grpc-v2 (its gRPC service, as ModelMesh speaks) or v1 (KServe's instances/predictions).",
     )
     predictor_use_ssl: bool = Field(
         False,
         validation_alias=_env("predictor_use_ssl", "PREDICTOR_USE_SSL"),
         description="Use https for a predictor given as host[:port].",
+    )
+    predictor_ca_bundle: str | None = Field(
+        None,
+        validation_alias=_env("predictor_ca_bundle", "PREDICTOR_CA_BUNDLE"),
+        description="PEM file of CA certificates to trust for an https or TLS gRPC predictor.",
+    )
+    predictor_grpc_max_message_bytes: int = Field(
+        4 * 1024 * 1024,
+        ge=64 * 1024,
+        validation_alias=_env(
+            "predictor_grpc_max_message_bytes", "PREDICTOR_GRPC_MAX_MESSAGE_BYTES"
+        ),
+        description="The gRPC predictor's message limit; calls are split to fit it.",
     )
     host: str = Field(
         "0.0.0.0",
@@ -234,6 +248,14 @@ class Settings(BaseSettings):
         parts = urlsplit(f"{scheme}://{self.predictor_host}")
         port = parts.port or (443 if self.predictor_use_ssl else 80)
         return f"{scheme}://{parts.hostname}:{port}"
+
+    def predictor_tls(self) -> bool:
+        return self.predictor_url().startswith("https://")
+
+    def predictor_address(self) -> str:
+        """host:port of the predictor, as gRPC takes it."""
+        parts = urlsplit(self.predictor_url())
+        return f"{parts.hostname}:{parts.port or (443 if parts.scheme == 'https' else 80)}"
 
 
 # Field → the environment variable a user most likely set, for error messages.

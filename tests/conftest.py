@@ -25,6 +25,7 @@ __all__ = ["ExplainerFactory", "Predictor", "free_port"]
 class Predictor:
     url: str
     host: str  # host:port, as --predictor_host takes it
+    grpc: str  # host:port of MLServer's gRPC service
     models: dict[str, models.ServedModel]
     data: Path  # background CSVs: <model>.csv (30 or 50 rows) and <model>-full.csv
 
@@ -44,8 +45,9 @@ def mlserver(
         write_csv(data / f"{name}.csv", rows, served.feature_names)
         write_csv(data / f"{name}-full.csv", served.train, served.feature_names)
     try:
-        with running_mlserver(served_models, tmp_path_factory.mktemp("mlserver")) as url:
-            yield Predictor(url, url.removeprefix("http://"), served_models, data)
+        with running_mlserver(served_models, tmp_path_factory.mktemp("mlserver")) as address:
+            host = address.url.removeprefix("http://")
+            yield Predictor(address.url, host, address.grpc, served_models, data)
     except MLServerError as exc:
         pytest.fail(str(exc))
 
@@ -60,9 +62,9 @@ async def explainer(
     """Start an explainer for one of the served models; keyword arguments are settings."""
 
     async def start(model: str, **settings: Any) -> TestClient[Any, Any]:
+        settings.setdefault("predictor_host", mlserver.host)
         config = Settings(
             model_name=model,
-            predictor_host=mlserver.host,
             host="127.0.0.1",
             http_port=0,
             **settings,

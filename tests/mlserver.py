@@ -10,6 +10,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -53,9 +54,15 @@ def write_csv(path: Path, rows: np.ndarray, names: list[str] | None) -> None:
     np.savetxt(path, rows, delimiter=",", header=header, comments="", fmt="%.17g")
 
 
+@dataclass(frozen=True)
+class Addresses:
+    url: str  # http://127.0.0.1:<port>
+    grpc: str  # 127.0.0.1:<port>
+
+
 @contextmanager
-def running_mlserver(models: dict[str, ServedModel], root: Path) -> Iterator[str]:
-    """Serve ``models`` from ``root``; yields the base URL."""
+def running_mlserver(models: dict[str, ServedModel], root: Path) -> Iterator[Addresses]:
+    """Serve ``models`` from ``root`` over REST and gRPC."""
     if not MLSERVER_BIN.exists():
         raise MLServerError(f"MLServer not found at {MLSERVER_BIN}: `make test` installs it")
     for name, served in models.items():
@@ -69,11 +76,11 @@ def running_mlserver(models: dict[str, ServedModel], root: Path) -> Iterator[str
             **served.metadata,
         }
         (folder / "model-settings.json").write_text(json.dumps(settings))
-    http_port = free_port()
+    http_port, grpc_port = free_port(), free_port()
     server_settings = {
         "host": "127.0.0.1",
         "http_port": http_port,
-        "grpc_port": free_port(),
+        "grpc_port": grpc_port,
         "metrics_port": free_port(),
         "metrics_endpoint": None,
         "parallel_workers": 0,
@@ -87,7 +94,7 @@ def running_mlserver(models: dict[str, ServedModel], root: Path) -> Iterator[str
         url = f"http://127.0.0.1:{http_port}"
         try:
             _wait_ready(url, list(models), process, log_path)
-            yield url
+            yield Addresses(url, f"127.0.0.1:{grpc_port}")
         finally:
             process.terminate()
             try:
