@@ -2,8 +2,10 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-# The predictor under test runs in its own environment, as it would in its own container.
+# The predictors under test run in their own environments, as they would in their own
+# containers: MLServer (v2 REST and gRPC) and KServe's Python model server (v1).
 MLSERVER_VENV := .venv-mlserver
+KSERVE_VENV := .venv-kserve
 
 .PHONY: demo test lint typecheck unit clean bench-latency
 
@@ -21,6 +23,11 @@ $(MLSERVER_VENV)/.installed: requirements/mlserver.txt requirements/mlserver-con
 	$(MLSERVER_VENV)/bin/pip install -q -c requirements/mlserver-constraints.txt -r requirements/mlserver.txt
 	touch $@
 
+$(KSERVE_VENV)/.installed: requirements/kserve.txt requirements/kserve-constraints.txt
+	test -x $(KSERVE_VENV)/bin/python || $(PYTHON) -m venv $(KSERVE_VENV)
+	$(KSERVE_VENV)/bin/pip install -q -c requirements/kserve-constraints.txt -r requirements/kserve.txt
+	touch $@
+
 demo: $(VENV)/.runtime
 	$(BIN)/explainer demo
 
@@ -30,13 +37,13 @@ lint: $(VENV)/.test
 typecheck: $(VENV)/.test
 	$(BIN)/mypy
 
-unit: $(VENV)/.test $(MLSERVER_VENV)/.installed
+unit: $(VENV)/.test $(MLSERVER_VENV)/.installed $(KSERVE_VENV)/.installed
 	MLSERVER_BIN=$(CURDIR)/$(MLSERVER_VENV)/bin/mlserver $(BIN)/pytest
 
 test: lint typecheck unit
 
 clean:
-	rm -rf $(VENV) $(MLSERVER_VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(MLSERVER_VENV) $(KSERVE_VENV) .pytest_cache .mypy_cache .ruff_cache
 
 bench-latency: $(VENV)/.test $(MLSERVER_VENV)/.installed
 	MLSERVER_BIN=$(CURDIR)/$(MLSERVER_VENV)/bin/mlserver $(BIN)/python -m bench.latency

@@ -5,18 +5,21 @@ for explainers started against it and driven over HTTP."""
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import joblib
 import pytest
 from aiohttp.test_utils import TestClient
 
 from explainer.app import RUNTIME, create_app
 from explainer.settings import Settings
 from tests import models
-from tests.mlserver import MLServerError, free_port, running_mlserver, write_csv
+from tests.mlserver import REPO, MLServerError, free_port, running_mlserver, wait_ok, write_csv
 
 __all__ = ["ExplainerFactory", "Predictor", "free_port"]
 
@@ -50,6 +53,52 @@ def mlserver(
             yield Predictor(address.url, host, address.grpc, served_models, data)
     except MLServerError as exc:
         pytest.fail(str(exc))
+
+
+KSERVE_PYTHON = REPO / ".venv-kserve" / "bin" / "python"
+
+
+@pytest.fixture(scope="session")
+def kserve_v1(
+    tmp_path_factory: pytest.TempPathFactory, served_models: dict[str, models.ServedModel]
+) -> Iterator[str]:
+    """KServe's Python model server (v1 protocol) serving the credit-score model with
+    probabilities, as kserve-sklearnserver does with PREDICT_PROBA=true. Yields host:port."""
+    python = Path(os.environ.get("KSERVE_PYTHON", KSERVE_PYTHON))
+    if not python.exists():
+        pytest.fail(
+            f"kserve's environment not found at {python}: run `make test`, which installs it"
+        )
+    root = tmp_path_factory.mktemp("kserve")
+    joblib.dump(served_models["credit"].model, root / "model.joblib")
+    port = free_port()
+    env = {
+        **os.environ,
+        "MODEL_NAME": "credit",
+        "MODEL_PATH": str(root / "model.joblib"),
+        "HTTP_PORT": str(port),
+        "PREDICT_PROBA": "true",
+    }
+    log = (root / "kserve.log").open("w")
+    process = subprocess.Popen(
+        [str(python), str(REPO / "tests" / "kserve_server.py")],
+        env=env,
+        cwd=root,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        wait_ok(f"http://127.0.0.1:{port}/v1/models/credit", process, seconds=120)
+        yield f"127.0.0.1:{port}"
+    except MLServerError as exc:
+        pytest.fail(f"{exc}\n{(root / 'kserve.log').read_text()[-3000:]}")
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
 
 
 ExplainerFactory = Callable[..., Awaitable[TestClient[Any, Any]]]

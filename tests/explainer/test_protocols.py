@@ -134,3 +134,21 @@ async def test_grpc_unreachable_and_unknown_model(
     )
     assert response.status == 502
     assert "NOT_FOUND" in (await response.json())["error"]
+
+
+async def test_v1_against_kserve_gives_the_same_explanation_as_v2(
+    explainer: ExplainerFactory, mlserver: Predictor, kserve_v1: str
+) -> None:
+    credit = mlserver.models["credit"]
+    background = str(mlserver.data / "credit.csv")
+    v2 = await explainer("credit", background_data=background)
+    v1 = await explainer(
+        "credit", background_data=background, predictor_protocol="v1", predictor_host=kserve_v1
+    )
+    rows = [credit.test[438].tolist()]
+    assert_same_explanation(await explain(v2, "credit", rows), await explain(v1, "credit", rows))
+    response = await v1.post("/v1/models/credit:predict", data=orjson.dumps({"instances": rows}))
+    assert response.status == 200
+    expected = credit.model.predict_proba(np.array(rows))
+    assert np.allclose((await response.json())["predictions"], expected, atol=1e-12)
+    assert (await v1.get("/v1/models/credit")).status == 200

@@ -1,0 +1,56 @@
+"""KServe's own Python model server (``kserve`` on PyPI) serving a scikit-learn model as
+kserve-sklearnserver does — ``predict``, or ``predict_proba`` when PREDICT_PROBA=true —
+bound to loopback. Run with the interpreter of the kserve virtual environment:
+
+    MODEL_NAME=credit MODEL_PATH=model.joblib HTTP_PORT=8085 python tests/kserve_server.py
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import joblib
+import kserve
+import numpy as np
+from kserve.protocol.rest import server as rest_server
+
+_init = rest_server.RESTServer.__init__
+
+
+def _loopback_init(self: Any, *args: Any, **kwargs: Any) -> None:
+    # KServe binds 0.0.0.0; uvicorn reads the host only when it starts, so set it here.
+    _init(self, *args, **kwargs)
+    self.config.host = "127.0.0.1"
+
+
+rest_server.RESTServer.__init__ = _loopback_init  # type: ignore[method-assign]
+
+
+class SKLearnModel(kserve.Model):  # type: ignore[misc]
+    def __init__(self, name: str, path: str) -> None:
+        super().__init__(name)
+        self.path = path
+        self.load()
+
+    def load(self) -> bool:
+        self._model = joblib.load(self.path)
+        self.ready = True
+        return self.ready
+
+    def predict(
+        self, payload: dict[str, Any], headers: dict[str, str] | None = None
+    ) -> dict[str, Any]:
+        instances = np.asarray(payload["instances"], dtype=np.float64)
+        if os.environ.get("PREDICT_PROBA", "false").lower() == "true":
+            result = self._model.predict_proba(instances)
+        else:
+            result = self._model.predict(instances)
+        return {"predictions": result.tolist()}
+
+
+if __name__ == "__main__":
+    model = SKLearnModel(os.environ["MODEL_NAME"], os.environ["MODEL_PATH"])
+    kserve.ModelServer(http_port=int(os.environ["HTTP_PORT"]), enable_grpc=False, workers=1).start(
+        [model]
+    )
