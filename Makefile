@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 MLSERVER_VENV := .venv-mlserver
 KSERVE_VENV := .venv-kserve
 
-.PHONY: demo test lint typecheck unit clean bench-latency
+.PHONY: demo test lint typecheck unit clean bench-latency bench-startup
 
 $(VENV)/.runtime: pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -47,3 +47,6 @@ clean:
 
 bench-latency: $(VENV)/.test $(MLSERVER_VENV)/.installed
 	MLSERVER_BIN=$(CURDIR)/$(MLSERVER_VENV)/bin/mlserver $(BIN)/python -m bench.latency
+
+bench-startup: $(VENV)/.test $(MLSERVER_VENV)/.installed
+	MLSERVER_BIN=$(CURDIR)/$(MLSERVER_VENV)/bin/mlserver $(BIN)/python -m bench.startup

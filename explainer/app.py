@@ -21,7 +21,13 @@ from explainer.background_data import BackgroundStore, load_background
 from explainer.engine import Engine
 from explainer.errors import ExplainerError, ModelNotFound
 from explainer.metrics import Metrics
-from explainer.payloads import decode_rows_request, encode_explanations, error_body
+from explainer.payloads import (
+    ExplainParameters,
+    RowsRequest,
+    decode_rows_request,
+    encode_explanations,
+    error_body,
+)
 from explainer.predictor import CallObserver, Predictor, PredictorConfig
 from explainer.predictor_rest import V1RestPredictor, V2RestPredictor
 from explainer.settings import Settings, env_name
@@ -189,11 +195,14 @@ async def _warm(runtime: Runtime, executor: ThreadPoolExecutor) -> None:
                 engine.features,
             )
     probe = engine.store.first_row()
-    if not predictor.output_settled and probe is not None:
+    if probe is not None:
+        # One whole explanation of a background row before readiness: it settles which
+        # output to explain and runs every path once (allocation, encoding, the
+        # predictor's own first large call), so the first request is like any other.
         try:
-            await predictor.settle_output(probe)
+            await engine.explain(RowsRequest(probe, None, ExplainParameters()))
         except ExplainerError as exc:
-            log.warning("could not ask the predictor which output to explain: %s", exc.message)
+            log.warning("warm-up explanation failed: %s", exc.message)
     runtime.warmed.set()
     log.info("warmed up; explaining predictor output %s", predictor.output_name or "(default)")
 
