@@ -185,15 +185,7 @@ async def _warm(runtime: Runtime, executor: ThreadPoolExecutor) -> None:
             log.warning("predictor metadata not available yet: %s", exc.message)
             runtime.warmed.set()
             await asyncio.sleep(1.0)
-    if metadata.features is not None:
-        if engine.features is None:
-            engine.features = metadata.features
-        elif engine.features != metadata.features:
-            log.error(
-                "the predictor's metadata says %d features, the background/feature names %d",
-                metadata.features,
-                engine.features,
-            )
+    engine.adopt(metadata)
     probe = engine.store.first_row()
     if probe is not None:
         # One whole explanation of a background row before readiness: it settles which

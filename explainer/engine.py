@@ -9,6 +9,7 @@ scores. CPU work runs on the executor so the event loop keeps serving.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import Executor
@@ -21,14 +22,21 @@ import numpy as np
 from explainer.background_data import BackgroundSnapshot, BackgroundStore
 from explainer.errors import BadRequest, PayloadTooLarge, PredictorFailed
 from explainer.payloads import ExplainParameters, RowExplanation, RowsRequest
+from explainer.predictor import ModelMetadata
 from explainer.settings import Settings
 from explainers import kernel_shap, lime
 from explainers.saliencies import Saliencies
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 class Predictor(Protocol):
+    metadata: ModelMetadata
+
+    @property
+    def output_name(self) -> str | None: ...
+
     async def infer(self, rows: np.ndarray) -> np.ndarray: ...
 
 
@@ -180,12 +188,43 @@ class Engine:
             plans["SHAP"] = kernel_shap.plan(row, shap_context)
         return plans
 
-    def _outputs(self, k: int, target: list[int | str] | None) -> tuple[list[str], np.ndarray]:
+    def output_names(self, k: int) -> list[str]:
+        """A one-column output the predictor's metadata declares is named after it; else
+        OUTPUT_NAMES; else ``outputs-<k>``."""
+        label = self.predictor.metadata.output_label(self.predictor.output_name)
+        if label is not None and k == 1:
+            return [label]
         names = self.settings.output_names or [f"outputs-{i}" for i in range(k)]
         if len(names) != k:
             raise PredictorFailed(
                 f"predictor returned {k} output column(s) but OUTPUT_NAMES lists {len(names)}"
             )
+        return names
+
+    def adopt(self, metadata: ModelMetadata) -> None:
+        """Take the feature count, and names where declared, from the predictor's metadata:
+        they win over configuration, which is logged when it disagrees."""
+        if metadata.feature_names:
+            names = list(metadata.feature_names)
+            if self.feature_names and self.feature_names != names:
+                log.warning(
+                    "the predictor declares features %s; using them instead of %s",
+                    names,
+                    self.feature_names,
+                )
+            self.feature_names, self.features = names, len(names)
+        elif metadata.features is not None:
+            if self.features is None:
+                self.features = metadata.features
+            elif self.features != metadata.features:
+                log.error(
+                    "the predictor's metadata says %d features, the background/feature names %d",
+                    metadata.features,
+                    self.features,
+                )
+
+    def _outputs(self, k: int, target: list[int | str] | None) -> tuple[list[str], np.ndarray]:
+        names = self.output_names(k)
         if target is None:
             return names, np.arange(k)
         chosen = []

@@ -81,19 +81,28 @@ class GrpcV2Predictor(Predictor):
             return False
 
     async def score(self, rows: np.ndarray, output: str | None) -> np.ndarray:
-        tensor = InferInput(self.input_name, list(rows.shape), self.config.datatype)
-        tensor.set_data_from_numpy(
-            np.ascontiguousarray(rows, dtype=V2_TO_NUMPY[self.config.datatype])
-        )
+        encoded = np.ascontiguousarray(rows, dtype=V2_TO_NUMPY[self.config.datatype])
+        parameters = None
+        if self.columns is None:
+            tensors = [InferInput(self.input_name, list(rows.shape), self.config.datatype)]
+            tensors[0].set_data_from_numpy(encoded)
+        else:  # one tensor per feature, read back as a table (MLServer's pandas codec)
+            tensors = []
+            for j, name in enumerate(self.columns):
+                tensor = InferInput(name, [rows.shape[0], 1], self.config.datatype)
+                tensor.set_data_from_numpy(np.ascontiguousarray(encoded[:, j : j + 1]))
+                tensors.append(tensor)
+            parameters = {"content_type": "pd"}
         outputs = [InferRequestedOutput(output)] if output is not None else None
         attempts = 1 + self.config.retries
         for attempt in range(attempts):
             try:
                 result = await self._client.infer(
                     self.config.model_name,
-                    [tensor],
+                    tensors,
                     outputs=outputs,
                     client_timeout=self.config.timeout,
+                    parameters=parameters,
                 )
                 break
             except InferenceServerException as exc:

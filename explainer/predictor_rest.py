@@ -117,16 +117,28 @@ class V2RestPredictor(RestPredictor):
         return status == 200
 
     async def score(self, rows: np.ndarray, output: str | None) -> np.ndarray:
-        request: dict[str, Any] = {
-            "inputs": [
-                {
-                    "name": self.input_name,
-                    "shape": list(rows.shape),
-                    "datatype": self.config.datatype,
-                    "data": self.encode_rows(rows).reshape(-1),
-                }
-            ]
-        }
+        encoded = self.encode_rows(rows)
+        request: dict[str, Any]
+        if self.columns is None:
+            tensor = {
+                "name": self.input_name,
+                "shape": list(rows.shape),
+                "data": encoded.reshape(-1),
+            }
+            request = {"inputs": [{**tensor, "datatype": self.config.datatype}]}
+        else:  # one tensor per feature, read back as a table (MLServer's pandas codec)
+            request = {
+                "inputs": [
+                    {
+                        "name": name,
+                        "shape": [rows.shape[0], 1],
+                        "datatype": self.config.datatype,
+                        "data": np.ascontiguousarray(encoded[:, j]),
+                    }
+                    for j, name in enumerate(self.columns)
+                ],
+                "parameters": {"content_type": "pd"},
+            }
         if output is not None:
             request["outputs"] = [{"name": output}]
         payload = orjson.dumps(request, option=orjson.OPT_SERIALIZE_NUMPY)

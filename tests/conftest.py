@@ -35,7 +35,8 @@ class Predictor:
 
 @pytest.fixture(scope="session")
 def served_models() -> dict[str, models.ServedModel]:
-    return {m.name: m for m in (models.credit(), models.forest20(), models.linear20())}
+    served = (models.credit(), models.credit_named(), models.forest20(), models.linear20())
+    return {m.name: m for m in served}
 
 
 @pytest.fixture(scope="session")

@@ -47,6 +47,27 @@ def credit() -> ServedModel:
     )
 
 
+def credit_named() -> ServedModel:
+    """The credit-score model fitted on a table with named columns; its metadata declares
+    one input tensor per feature and a single one-column output, ``predict``."""
+    import pandas as pd
+
+    built = credit_model()
+    model = type(built.model)().fit(
+        pd.DataFrame(built.train, columns=FEATURES), built.model.predict(built.train)
+    )
+    return ServedModel(
+        "credit-named",
+        model,
+        built.train,
+        built.test,
+        metadata={
+            "inputs": [{"name": n, "datatype": "FP64", "shape": [-1, 1]} for n in FEATURES],
+            "outputs": [{"name": "predict", "datatype": "INT64", "shape": [-1]}],
+        },
+    )
+
+
 def forest20() -> ServedModel:
     """A 20-feature random forest; metadata names the input but no outputs, so the
     explainer has to find out that it offers probabilities."""

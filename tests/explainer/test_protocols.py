@@ -9,6 +9,7 @@ import numpy as np
 import orjson
 import pytest
 
+from explainer.demo import FEATURES
 from tests.conftest import ExplainerFactory, Predictor
 from tests.mlserver import free_port
 
@@ -152,3 +153,35 @@ async def test_v1_against_kserve_gives_the_same_explanation_as_v2(
     expected = credit.model.predict_proba(np.array(rows))
     assert np.allclose((await response.json())["predictions"], expected, atol=1e-12)
     assert (await v1.get("/v1/models/credit")).status == 200
+
+
+@pytest.mark.parametrize("protocol", ["v2", "grpc-v2"])
+async def test_names_come_from_the_predictors_metadata(
+    explainer: ExplainerFactory, mlserver: Predictor, protocol: str
+) -> None:
+    import pandas as pd
+
+    from tests.models import brute_force_shapley
+
+    named = mlserver.models["credit-named"]
+    host = mlserver.grpc if protocol == "grpc-v2" else mlserver.host
+    # The background CSV's header says inputs-<i>; the names the predictor declares win.
+    client = await explainer(
+        "credit-named",
+        predictor_protocol=protocol,
+        predictor_host=host,
+        background_data=str(mlserver.data / "credit-named.csv"),
+        explainer_type="SHAP",
+    )
+    row = named.test[438]
+    answer = await explain(client, "credit-named", [row.tolist()])
+    assert list(answer["SHAP"]["saliencies"]) == ["predict"]  # a one-column output, declared
+    got = {item["name"]: item["score"] for item in answer["SHAP"]["saliencies"]["predict"]}
+    assert set(got) == set(FEATURES)
+
+    def labels(rows: np.ndarray) -> np.ndarray:
+        return named.model.predict(pd.DataFrame(rows, columns=FEATURES)).reshape(-1, 1)
+
+    truth = brute_force_shapley(labels, row, named.train[:50])[0]
+    for j, name in enumerate(FEATURES):
+        assert got[name] == pytest.approx(truth[j], abs=1e-9)
