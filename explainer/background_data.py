@@ -26,9 +26,22 @@ from explainers.lime import LimeStatistics
 REBUILD_GROWTH = 1.1
 
 
+DATA_SUFFIXES = (".csv", ".npy")
+
+
 def load_background(path: str) -> tuple[np.ndarray, list[str] | None]:
-    """Rows (N, M) float64 and, for a CSV with a header row, the feature names."""
+    """Rows (N, M) float64 and, for a CSV with a header row, the feature names.
+
+    ``path`` is a CSV or .npy file, or a directory holding exactly one (where KServe's
+    storage initializer puts what a storage URI names)."""
     file = Path(path)
+    if file.is_dir():
+        found = sorted(p for p in file.iterdir() if p.suffix in DATA_SUFFIXES and p.is_file())
+        if len(found) != 1:
+            raise ValueError(
+                f"directory {path} holds {len(found)} data files (.csv or .npy); it needs one"
+            )
+        file = found[0]
     if not file.is_file():
         raise ValueError(f"no such file: {path}")
     if file.suffix == ".npy":

@@ -27,6 +27,16 @@ def test_csv_without_header_and_npy(tmp_path: Path) -> None:
         np.testing.assert_array_equal(rows, [[1, 2], [3, 4]])
 
 
+def test_directory_holding_one_data_file(tmp_path: Path) -> None:
+    (tmp_path / "README").write_text("not data")
+    (tmp_path / "train.csv").write_text("a,b\n1,2\n")
+    rows, names = load_background(str(tmp_path))
+    assert names == ["a", "b"] and rows.shape == (1, 2)
+    (tmp_path / "more.npy").write_bytes(b"")
+    with pytest.raises(ValueError, match="2 data files"):
+        load_background(str(tmp_path))
+
+
 @pytest.mark.parametrize(
     ("content", "words"),
     [
