@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 MLSERVER_VENV := .venv-mlserver
 KSERVE_VENV := .venv-kserve
 
-.PHONY: demo test lint typecheck unit clean bench-latency bench-startup
+.PHONY: demo test lint typecheck unit clean bench-latency bench-startup bench-accuracy
 
 $(VENV)/.runtime: pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -50,3 +50,6 @@ bench-latency: $(VENV)/.test $(MLSERVER_VENV)/.installed
 
 bench-startup: $(VENV)/.test $(MLSERVER_VENV)/.installed
 	MLSERVER_BIN=$(CURDIR)/$(MLSERVER_VENV)/bin/mlserver $(BIN)/python -m bench.startup
+
+bench-accuracy: $(VENV)/.test
+	$(BIN)/python -m bench.accuracy

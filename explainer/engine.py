@@ -13,7 +13,7 @@ import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import Executor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any, Protocol, TypeVar
 
@@ -54,6 +54,69 @@ class _Job:
     lime_samples: int
     shap_samples: int
     seed: int
+    tolerance: float | None = None
+
+
+MAX_ROUNDS = 8
+# With a tolerance, the first round is this share of the default budget: a loose
+# tolerance then costs fewer predictor rows than the default, a tight one more.
+PILOT_SHARE = 0.25
+# Units to add are estimated from variance ∝ 1/units, with this margin.
+GROWTH_MARGIN = 1.1
+
+
+class _Run:
+    """One explanation in progress: its plan, the scores so far, its fitted saliencies."""
+
+    def __init__(self, plan: lime.LimePlan | kernel_shap.ShapPlan) -> None:
+        self.plan = plan
+        self.pending = plan.rows
+        self.scores = np.zeros((0, 0))
+        self.saliencies: Saliencies | None = None
+
+    def receive(self, scores: np.ndarray) -> None:
+        self.scores = scores if self.scores.size == 0 else np.concatenate([self.scores, scores])
+        self.pending = self.pending[:0]
+
+    def fit(self) -> None:
+        if isinstance(self.plan, lime.LimePlan):
+            self.saliencies = lime.fit(self.plan, self.scores)
+        else:
+            self.saliencies = kernel_shap.fit(self.plan, self.scores)
+
+    def extend(self, tolerance: float, settings: Settings) -> bool:
+        assert self.saliencies is not None
+        widest = float(self.saliencies.confidence.max())
+        if widest <= tolerance:
+            return False
+        growth = GROWTH_MARGIN * (widest / tolerance) ** 2
+        if isinstance(self.plan, lime.LimePlan):
+            size = int((self.plan.units == 0).sum())
+            room = (settings.lime_max_samples - self.plan.rows.shape[0]) // max(size, 1)
+            add = min(int(np.ceil(self.plan.n_units * (growth - 1))), room)
+            if add <= 0:
+                return False
+            self.plan, self.pending = lime.extend(self.plan, add)
+        else:
+            design = self.plan.design
+            room = (settings.shap_max_samples - len(design.masks)) // 2
+            add = min(int(np.ceil(design.n_units * (growth - 1))), room)
+            if design.exact or add <= 0:
+                return False
+            self.plan, self.pending = kernel_shap.extend(self.plan, add)
+        return True
+
+    def result(self, job: _Job) -> Saliencies:
+        assert self.saliencies is not None
+        if job.tolerance is None:
+            return self.saliencies
+        met = bool(self.saliencies.confidence.max() <= job.tolerance)
+        return replace(self.saliencies, facts={**self.saliencies.facts, "tolerance_met": met})
+
+
+def _fit_runs(runs: list[_Run]) -> None:
+    for run in runs:
+        run.fit()
 
 
 class Engine:
@@ -81,31 +144,55 @@ class Engine:
         timings = dict.fromkeys(("plan", "predictor", "fit"), 0.0)
         snapshot = await self._run(self.store.snapshot)
         fitted: list[dict[str, Saliencies]] = []
-        scores_width = 0
+        width = 0
         # Rows are explained in groups whose perturbations fill the predictor calls in
         # flight, so memory stays bounded however many rows a request has.
         for group in self._groups(rows, job):
             start = time.perf_counter()
             plans = await self._run(partial(self._plan_rows, group, snapshot, job))
             timings["plan"] += time.perf_counter() - start
+            runs = [{kind: _Run(plan) for kind, plan in per_row.items()} for per_row in plans]
+            await self._score([run for per_row in runs for run in per_row.values()], timings)
+            for _ in range(MAX_ROUNDS if job.tolerance is not None else 0):
+                growing = await self._run(partial(self._grow, runs, job))
+                if not growing:
+                    break
+                await self._score(growing, timings)
+            fitted.extend(
+                {kind: run.result(job) for kind, run in per_row.items()} for per_row in runs
+            )
+            width = runs[0][job.kinds[0]].scores.shape[1]
 
-            start = time.perf_counter()
-            batch = np.concatenate([p.rows for per_row in plans for p in per_row.values()])
-            scores = await self.predictor.infer(batch)
-            timings["predictor"] += time.perf_counter() - start
-
-            start = time.perf_counter()
-            fitted.extend(await self._run(partial(_fit_all, plans, scores)))
-            timings["fit"] += time.perf_counter() - start
-            scores_width = scores.shape[1]
-            del plans, batch, scores
-
-        outputs, selected = self._outputs(scores_width, request.parameters.target)
+        outputs, selected = self._outputs(width, request.parameters.target)
         facts = {kind: {"background": snapshot.description} for kind in job.kinds}
         explained = [
             RowExplanation({k: s.select(selected) for k, s in row.items()}, facts) for row in fitted
         ]
         return Explained(explained, names, outputs, timings)
+
+    async def _score(self, runs: list[_Run], timings: dict[str, float]) -> None:
+        """Send every run's pending rows to the predictor in one batch, then refit them."""
+        start = time.perf_counter()
+        scores = await self.predictor.infer(np.concatenate([run.pending for run in runs]))
+        timings["predictor"] += time.perf_counter() - start
+        start = time.perf_counter()
+        offset = 0
+        for run in runs:
+            count = run.pending.shape[0]
+            run.receive(scores[offset : offset + count])
+            offset += count
+        await self._run(partial(_fit_runs, runs))
+        timings["fit"] += time.perf_counter() - start
+
+    def _grow(self, runs: list[dict[str, _Run]], job: _Job) -> list[_Run]:
+        """Extend the runs whose widest interval is over the tolerance, within the caps."""
+        assert job.tolerance is not None
+        growing = []
+        for per_row in runs:
+            for run in per_row.values():
+                if run.extend(job.tolerance, self.settings):
+                    growing.append(run)
+        return growing
 
     def _groups(self, rows: np.ndarray, job: _Job) -> list[np.ndarray]:
         per_row = 0
@@ -153,21 +240,39 @@ class Engine:
     def _job(self, params: ExplainParameters, m: int) -> _Job:
         kind = params.explainer or self.settings.explainer_type
         kinds = ("LIME", "SHAP") if kind == "ALL" else (kind,)
-        lime_samples = params.lime_samples or self.settings.lime_samples
-        shap_samples = (
-            params.shap_samples or self.settings.shap_samples or kernel_shap.default_budget(m)
+        asked = (
+            (
+                "lime_samples",
+                params.lime_samples,
+                self.settings.lime_max_samples,
+                "LIME_MAX_SAMPLES",
+            ),
+            (
+                "shap_samples",
+                params.shap_samples,
+                self.settings.shap_max_samples,
+                "SHAP_MAX_SAMPLES",
+            ),
         )
-        limits = (
-            ("lime_samples", lime_samples, self.settings.lime_max_samples, "LIME_MAX_SAMPLES"),
-            ("shap_samples", shap_samples, self.settings.shap_max_samples, "SHAP_MAX_SAMPLES"),
-        )
-        for name, asked, cap, env in limits:
-            if asked > cap:
+        for name, value, cap, env in asked:
+            if value is not None and value > cap:
                 raise PayloadTooLarge(
-                    f"parameters.{name}={asked} is over the limit {cap} ({env}); ask for fewer"
+                    f"parameters.{name}={value} is over the limit {cap} ({env}); ask for fewer"
                 )
+        # Defaults (configured or shap's "auto") are clipped to the caps, never refused.
+        lime_samples = params.lime_samples or min(
+            self.settings.lime_samples, self.settings.lime_max_samples
+        )
+        shap_samples = params.shap_samples or min(
+            self.settings.shap_samples or kernel_shap.default_budget(m),
+            self.settings.shap_max_samples,
+        )
         seed = self.settings.seed if params.seed is None else params.seed
-        return _Job(kinds, lime_samples, shap_samples, seed)
+        if params.tolerance is not None:
+            # Sample in rounds from a pilot; the caps bound the total.
+            lime_samples = max(1 + 64 * lime.REPLICATES, int(lime_samples * PILOT_SHARE))
+            shap_samples = max(2 * m + 8, int(shap_samples * PILOT_SHARE))
+        return _Job(kinds, lime_samples, shap_samples, seed, params.tolerance)
 
     def _plan_rows(
         self, rows: np.ndarray, snapshot: BackgroundSnapshot, job: _Job
@@ -241,24 +346,6 @@ class Engine:
 
     async def _run(self, work: Callable[[], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._executor, work)
-
-
-def _fit_all(
-    plans: list[dict[str, lime.LimePlan | kernel_shap.ShapPlan]], scores: np.ndarray
-) -> list[dict[str, Saliencies]]:
-    fitted: list[dict[str, Saliencies]] = []
-    offset = 0
-    for per_row in plans:
-        row: dict[str, Saliencies] = {}
-        for kind, plan in per_row.items():
-            part = scores[offset : offset + plan.rows.shape[0]]
-            offset += plan.rows.shape[0]
-            if isinstance(plan, lime.LimePlan):
-                row[kind] = lime.fit(plan, part)
-            else:
-                row[kind] = kernel_shap.fit(plan, part)
-        fitted.append(row)
-    return fitted
 
 
 def describe(settings: Settings) -> dict[str, Any]:

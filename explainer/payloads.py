@@ -35,6 +35,8 @@ class ExplainParameters(BaseModel):
     shap_samples: int | None = Field(None, ge=4)
     seed: int | None = Field(None, ge=0, lt=2**63)
     target: list[int | str] | None = None
+    # The largest acceptable 95% half-width: sample in rounds until every score meets it.
+    tolerance: float | None = Field(None, gt=0, allow_inf_nan=False)
 
     @field_validator("explainer", mode="before")
     @classmethod

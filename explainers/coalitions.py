@@ -23,11 +23,16 @@ _MIN_PAIRS = 2
 
 @dataclass(frozen=True)
 class CoalitionDesign:
-    masks: np.ndarray  # (C, M) bool
+    masks: np.ndarray  # (C, M) bool: enumerated coalitions first, then sampled pairs
     weights: np.ndarray  # (C,) regression weight, summing to 1
     units: np.ndarray  # (C,) int64: sampling unit (pair) or −1 for enumerated
     n_units: int
     exact: bool
+    sampled_sizes: tuple[int, ...] = ()  # the sizes pairs are drawn from
+
+    @property
+    def enumerated(self) -> int:
+        return int((self.units < 0).sum())
 
 
 def size_mass(m: int) -> np.ndarray:
@@ -47,33 +52,44 @@ def design(m: int, budget: int, rng: np.random.Generator) -> CoalitionDesign:
     mass = size_mass(m)
     exhaustive = 2**m - 2 <= budget
     enumerated = list(range(1, m)) if exhaustive else _sizes_to_enumerate(m, budget, mass)
-    blocks = [kernels.subsets_of_size(m, s, comb(m, s)) for s in enumerated]
+    masks = [kernels.subsets_of_size(m, s, comb(m, s)) for s in enumerated]
     weights = [np.full(comb(m, s), mass[s] / comb(m, s)) for s in enumerated]
-    exact = len(enumerated) == m - 1
-    n_pairs = 0
-    if not exact:
-        n_pairs = (budget - sum(comb(m, s) for s in enumerated)) // 2
-        rest = np.array([s for s in range(1, m) if s not in enumerated], dtype=np.int64)
-        p = mass[rest] / mass[rest].sum()
-        sizes_drawn = rng.choice(rest, size=n_pairs, p=p)
-        keys = rng.random((n_pairs, m))
-        drawn = kernels.masks_from_keys(keys, sizes_drawn.astype(np.int64))
-        pairs = np.empty((2 * n_pairs, m), dtype=bool)
-        pairs[0::2] = drawn
-        pairs[1::2] = ~drawn
-        blocks.append(pairs)
-        sampled_mass = mass[rest].sum()
-        weights.append(np.full(2 * n_pairs, sampled_mass / (2 * n_pairs)))
-    n_enumerated = sum(len(w) for w in weights[: len(enumerated)])
-    units = np.concatenate(
-        [np.full(n_enumerated, -1, dtype=np.int64), np.repeat(np.arange(n_pairs), 2)]
-    )
-    return CoalitionDesign(
-        masks=np.concatenate(blocks) if blocks else np.zeros((0, m), dtype=bool),
+    base = CoalitionDesign(
+        masks=np.concatenate(masks) if masks else np.zeros((0, m), dtype=bool),
         weights=np.concatenate(weights) if weights else np.zeros(0),
-        units=units,
-        n_units=n_pairs,
-        exact=exact,
+        units=np.full(sum(len(w) for w in weights), -1, dtype=np.int64),
+        n_units=0,
+        exact=exhaustive,
+        sampled_sizes=tuple(s for s in range(1, m) if s not in enumerated),
+    )
+    if exhaustive:
+        return base
+    return extend(base, (budget - len(base.masks)) // 2, rng)
+
+
+def extend(design: CoalitionDesign, pairs: int, rng: np.random.Generator) -> CoalitionDesign:
+    """The design with ``pairs`` more sampled pairs. Sampled coalitions share the sampled
+    sizes' kernel mass equally, so weights are recomputed over all pairs."""
+    if design.exact or pairs <= 0:
+        return design
+    m = design.masks.shape[1]
+    mass = size_mass(m)
+    rest = np.array(design.sampled_sizes, dtype=np.int64)
+    sizes = rng.choice(rest, size=pairs, p=mass[rest] / mass[rest].sum())
+    drawn = kernels.masks_from_keys(rng.random((pairs, m)), sizes.astype(np.int64))
+    new = np.empty((2 * pairs, m), dtype=bool)
+    new[0::2] = drawn
+    new[1::2] = ~drawn
+    total_pairs = design.n_units + pairs
+    weights = design.weights.copy()
+    weights[design.units >= 0] = mass[rest].sum() / (2 * total_pairs)
+    return CoalitionDesign(
+        masks=np.concatenate([design.masks, new]),
+        weights=np.concatenate([weights, np.full(2 * pairs, mass[rest].sum() / (2 * total_pairs))]),
+        units=np.concatenate([design.units, np.repeat(np.arange(design.n_units, total_pairs), 2)]),
+        n_units=total_pairs,
+        exact=False,
+        sampled_sizes=design.sampled_sizes,
     )
 
 

@@ -47,8 +47,13 @@ class ShapContext:
 class ShapPlan:
     rows: np.ndarray  # (1 + B + C·B, M): instance, background, coalitions × background
     design: coalitions.CoalitionDesign
-    background_weights: np.ndarray  # (B,)
+    background: Background
     seed: int
+    rounds: int = 1
+
+    @property
+    def background_weights(self) -> np.ndarray:
+        return self.background.weights
 
 
 def plan(instance: np.ndarray, context: ShapContext) -> ShapPlan:
@@ -67,9 +72,25 @@ def plan(instance: np.ndarray, context: ShapContext) -> ShapPlan:
             kernels.masked_rows(instance, background.rows, chosen.masks),
         ]
     )
-    return ShapPlan(
-        rows=rows, design=chosen, background_weights=background.weights, seed=context.seed
+    return ShapPlan(rows=rows, design=chosen, background=background, seed=context.seed)
+
+
+def extend(plan: ShapPlan, pairs: int) -> tuple[ShapPlan, np.ndarray]:
+    """``plan`` with ``pairs`` more sampled pairs (a new round of its seed), and the new
+    rows to score; scores for the extended plan are the old ones followed by theirs."""
+    rng = np.random.default_rng([plan.seed, RNG_STREAM, plan.rounds])
+    grown = coalitions.extend(plan.design, pairs, rng)
+    new_masks = grown.masks[len(plan.design.masks) :]
+    instance = plan.rows[0]
+    new_rows = kernels.masked_rows(instance, plan.background.rows, new_masks)
+    extended = ShapPlan(
+        rows=np.concatenate([plan.rows, new_rows]),
+        design=grown,
+        background=plan.background,
+        seed=plan.seed,
+        rounds=plan.rounds + 1,
     )
+    return extended, new_rows
 
 
 def fit(plan: ShapPlan, scores: np.ndarray) -> Saliencies:

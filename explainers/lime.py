@@ -107,6 +107,8 @@ class LimePlan:
     units: np.ndarray  # (n,) replicate of each row, −1 for the instance
     n_units: int
     seed: int
+    statistics: LimeStatistics
+    width: float
 
 
 def plan(instance: np.ndarray, context: LimeContext) -> LimePlan:
@@ -115,9 +117,56 @@ def plan(instance: np.ndarray, context: LimeContext) -> LimePlan:
     m = instance.shape[0]
     if m != stats.bin_cdf.shape[0]:
         raise ValueError(f"instance has {m} features, training data {stats.bin_cdf.shape[0]}")
-    uniforms, units, n_units = _replicated_sobol(context.samples, 2 * m, context.seed)
-    u_bin = np.ascontiguousarray(uniforms[:, :m])
-    u_value = np.ascontiguousarray(uniforms[:, m:])
+    rest = context.samples - 1
+    n_units = min(REPLICATES, rest)
+    sizes = [rest // n_units + (r < rest % n_units) for r in range(n_units)]
+    rows, binary, units = _replicates(instance, stats, sizes, 0, context.seed)
+    width = float(context.kernel_width or 0.75 * np.sqrt(m))
+    rows = np.concatenate([instance[None, :], rows])  # row 0: the instance itself
+    binary = np.concatenate([np.ones((1, m)), binary])
+    units = np.concatenate([np.array([-1], dtype=np.int64), units])
+    weights = kernels.lime_kernel_weights(binary, width)
+    return LimePlan(rows, binary, weights, units, n_units, context.seed, stats, width)
+
+
+def extend(plan: LimePlan, replicates: int) -> tuple[LimePlan, np.ndarray]:
+    """``plan`` with ``replicates`` more replicates of its first replicate's size, and the
+    new rows to score; scores for the extended plan are the old ones followed by theirs."""
+    size = int((plan.units == 0).sum())
+    instance = plan.rows[0]
+    rows, binary, units = _replicates(
+        instance, plan.statistics, [size] * replicates, plan.n_units, plan.seed
+    )
+    weights = kernels.lime_kernel_weights(binary, plan.width)
+    extended = LimePlan(
+        np.concatenate([plan.rows, rows]),
+        np.concatenate([plan.binary, binary]),
+        np.concatenate([plan.weights, weights]),
+        np.concatenate([plan.units, units]),
+        plan.n_units + replicates,
+        plan.seed,
+        plan.statistics,
+        plan.width,
+    )
+    return extended, rows
+
+
+def _replicates(
+    instance: np.ndarray, stats: LimeStatistics, sizes: list[int], first: int, seed: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Perturbed rows, their binary representation and replicate numbers for replicates
+    ``first``, ``first + 1``, ... — each an independently scrambled Sobol sequence seeded by
+    (seed, its number), so a plan grows the same way in any process."""
+    m = instance.shape[0]
+    blocks = []
+    for r, size in enumerate(sizes, start=first):
+        stream = np.random.default_rng([seed, RNG_STREAM, r])
+        # Drawing a power of two and keeping the first `size` points is the same
+        # sequence as drawing `size`, without scipy's balance warning.
+        points = qmc.Sobol(d=2 * m, scramble=True, seed=stream)
+        blocks.append(points.random(1 << max(size - 1, 0).bit_length())[:size])
+    # The kernel skips its row 0 (the instance's place): prepend a dummy row.
+    uniforms = np.concatenate([np.full((1, 2 * m), 0.5), *blocks])
     rows, binary = kernels.lime_perturbations(
         instance,
         stats.bins_of(instance),
@@ -126,30 +175,11 @@ def plan(instance: np.ndarray, context: LimeContext) -> LimePlan:
         stats.bin_hi,
         stats.bin_mean,
         stats.bin_std,
-        u_bin,
-        u_value,
+        np.ascontiguousarray(uniforms[:, :m]),
+        np.ascontiguousarray(uniforms[:, m:]),
     )
-    width = context.kernel_width or 0.75 * np.sqrt(m)
-    weights = kernels.lime_kernel_weights(binary, float(width))
-    return LimePlan(rows, binary, weights, units, n_units, seed=context.seed)
-
-
-def _replicated_sobol(samples: int, dims: int, seed: int) -> tuple[np.ndarray, np.ndarray, int]:
-    """(samples, dims) uniforms: row 0 unused (the instance), the rest split evenly over
-    independently scrambled Sobol sequences. Returns the uniforms, each row's replicate
-    (−1 for row 0) and the number of replicates."""
-    rest = samples - 1
-    n_units = min(REPLICATES, rest)
-    sizes = [rest // n_units + (r < rest % n_units) for r in range(n_units)]
-    streams = np.random.SeedSequence([seed, RNG_STREAM]).spawn(n_units)
-    blocks = [np.full((1, dims), 0.5)]
-    for size, stream in zip(sizes, streams, strict=True):
-        # Drawing a power of two and keeping the first `size` points is the same
-        # sequence as drawing `size`, without scipy's balance warning.
-        points = qmc.Sobol(d=dims, scramble=True, seed=np.random.default_rng(stream))
-        blocks.append(points.random(1 << max(size - 1, 0).bit_length())[:size])
-    units = np.concatenate([[-1], np.repeat(np.arange(n_units), sizes)]).astype(np.int64)
-    return np.concatenate(blocks), units, n_units
+    units = np.repeat(np.arange(first, first + len(sizes)), sizes).astype(np.int64)
+    return rows[1:], binary[1:], units
 
 
 def fit(plan: LimePlan, scores: np.ndarray) -> Saliencies:
