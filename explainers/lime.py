@@ -97,6 +97,7 @@ class LimeContext:
     samples: int = 5000
     seed: int = 0
     kernel_width: float | None = None  # default 0.75·√M
+    ridge_alpha: float = RIDGE_ALPHA  # 1.0 reproduces the lime package's surrogate
 
 
 @dataclass(frozen=True)
@@ -109,6 +110,7 @@ class LimePlan:
     seed: int
     statistics: LimeStatistics
     width: float
+    ridge_alpha: float = RIDGE_ALPHA
 
 
 def plan(instance: np.ndarray, context: LimeContext) -> LimePlan:
@@ -126,7 +128,9 @@ def plan(instance: np.ndarray, context: LimeContext) -> LimePlan:
     binary = np.concatenate([np.ones((1, m)), binary])
     units = np.concatenate([np.array([-1], dtype=np.int64), units])
     weights = kernels.lime_kernel_weights(binary, width)
-    return LimePlan(rows, binary, weights, units, n_units, context.seed, stats, width)
+    return LimePlan(
+        rows, binary, weights, units, n_units, context.seed, stats, width, context.ridge_alpha
+    )
 
 
 def extend(plan: LimePlan, replicates: int) -> tuple[LimePlan, np.ndarray]:
@@ -185,7 +189,7 @@ def _replicates(
 def fit(plan: LimePlan, scores: np.ndarray) -> Saliencies:
     """``scores`` (n, K): the predictor's outputs for ``plan.rows``."""
     result = weighted_ridge(
-        plan.binary, scores, plan.weights, RIDGE_ALPHA, plan.units, plan.n_units
+        plan.binary, scores, plan.weights, plan.ridge_alpha, plan.units, plan.n_units
     )
     return Saliencies(
         scores=result.coef,

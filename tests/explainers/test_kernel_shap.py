@@ -148,3 +148,19 @@ def test_constrained_solve_matches_the_kkt_system() -> None:
     for k in range(2):
         rhs = np.concatenate([2 * z.T @ (weights * values[:, k]), [total[k]]])
         np.testing.assert_allclose(fit.scores[k], np.linalg.solve(kkt, rhs)[:6], atol=1e-10)
+
+
+@pytest.mark.parametrize(("model", "m"), [("boosting", 6), ("forest", 10)])
+def test_matches_shap_exact_explainer_up_to_ten_features(model: str, m: int) -> None:
+    shap = pytest.importorskip("shap")
+    from bench.accuracy.suite import build
+
+    case = build(model, m, correlated=True)
+    background = equal_weights(case.background)
+    masker = shap.maskers.Independent(case.background, max_samples=len(case.background))
+    reference = shap.ExactExplainer(lambda rows: case.predict(rows)[:, 0], masker)
+    for x in case.instances:
+        ours = explain(case.predict, x, background)
+        assert ours.facts["exact"]
+        theirs = reference(x[None, :]).values[0]
+        np.testing.assert_allclose(ours.scores[0], theirs, atol=1e-9)
