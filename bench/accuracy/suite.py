@@ -68,7 +68,12 @@ def build(model_name: str, m: int, correlated: bool) -> Case:
         return np.asarray(model.predict(rows), dtype=np.float64).reshape(-1, 1)
 
     return Case(
-        model_name, m, correlated, predict, x[:2500], x[2500 : 2500 + BACKGROUND_ROWS],
+        model_name,
+        m,
+        correlated,
+        predict,
+        x[:2500],
+        x[2500 : 2500 + BACKGROUND_ROWS],
         x[2600 : 2600 + INSTANCES],
     )
 

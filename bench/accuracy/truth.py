@@ -16,7 +16,9 @@ Model = Callable[[np.ndarray], np.ndarray]
 EXACT_UP_TO = 20
 
 
-def coalition_values(f: Model, x: np.ndarray, background: np.ndarray, masks: np.ndarray) -> np.ndarray:
+def coalition_values(
+    f: Model, x: np.ndarray, background: np.ndarray, masks: np.ndarray
+) -> np.ndarray:
     """v(S) for each mask row: mean over the background of f with S taken from x."""
     b = background.shape[0]
     rows = np.where(masks[:, None, :], x[None, None, :], background[None, :, :])
@@ -30,7 +32,10 @@ def exact(f: Model, x: np.ndarray, background: np.ndarray) -> np.ndarray:
     bits = ((codes[:, None] >> np.arange(m)) & 1).astype(bool)
     chunk = max(1, 2**17 // background.shape[0])
     values = np.concatenate(
-        [coalition_values(f, x, background, bits[i : i + chunk]) for i in range(0, len(codes), chunk)]
+        [
+            coalition_values(f, x, background, bits[i : i + chunk])
+            for i in range(0, len(codes), chunk)
+        ]
     )
     sizes = bits.sum(axis=1)
     weight = np.array(
