@@ -52,10 +52,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     health_parser.add_argument("--http_port", type=int, default=None)
     health_parser.add_argument("--path", default="/v2/health/live")
     commands.add_parser("warm-up", help="compile every numba kernel into NUMBA_CACHE_DIR")
+    batch_parser = commands.add_parser("batch", help="explain every row of a dataset")
+    batch_parser.add_argument(
+        "input", help="CSV (header: feature names), Parquet, .npy or JSON Lines"
+    )
+    batch_parser.add_argument(
+        "--out", required=True, help="output: .jsonl, or .parquet (long form)"
+    )
+    batch_parser.add_argument("--model_file", help="a joblib model to score in-process, no server")
+    batch_parser.add_argument("--chunk_rows", type=int, default=16, help="rows per engine call")
+    batch_parser.add_argument("--in_flight", type=int, default=4, help="chunks explained at once")
+    _add_setting_flags(batch_parser)
     args, unknown = parser.parse_known_args(argv)
     try:
         if args.command == "serve":
             return _serve(args, unknown)
+        if args.command == "batch":
+            if unknown:
+                parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+            from explainer.batch_cli import run_batch
+
+            return run_batch(args)
         if unknown:
             parser.error(f"unrecognized arguments: {' '.join(unknown)}")
         if args.command == "healthcheck":

@@ -267,6 +267,16 @@ def _block(
     return block
 
 
+def explanation_body(
+    row: RowExplanation, features: list[str], outputs: list[str]
+) -> dict[str, Any]:
+    """One row's explanation in the documented (``kserve``) shape, without a timestamp."""
+    return {
+        kind: _block(s, row.facts.get(kind, {}), features, outputs)
+        for kind, s in row.saliencies.items()
+    }
+
+
 def encode_explanations(
     rows: list[RowExplanation], features: list[str], outputs: list[str], response_format: str
 ) -> bytes:
@@ -283,18 +293,11 @@ def encode_explanations(
         head: dict[str, Any] = {"timestamp": now, "type": "explanation"}
         body = {**head, **bodies[0]} if len(bodies) == 1 else {**head, "explanations": bodies}
     else:
-        blocks = [
-            {
-                kind: _block(s, row.facts.get(kind, {}), features, outputs)
-                for kind, s in row.saliencies.items()
-            }
-            for row in rows
-        ]
-        body = (
-            {"timestamp": now, **blocks[0]}
-            if len(blocks) == 1
-            else {"timestamp": now, "explanations": blocks}
-        )
+        blocks = [explanation_body(row, features, outputs) for row in rows]
+        if len(blocks) == 1:
+            body = {"timestamp": now, **blocks[0]}
+        else:
+            body = {"timestamp": now, "explanations": blocks}
     return orjson.dumps(body)
 
 

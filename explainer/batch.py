@@ -1,0 +1,352 @@
+"""Offline batch explanation of a dataset, on the engine the service uses.
+
+Reader → engine → writer, bounded: rows are read in chunks, a bounded number of chunks
+is explained at once (their perturbations share predictor calls), and every finished
+row is appended to a JSON Lines journal and flushed. A run that is interrupted leaves
+every finished row written; the same command explains only the missing rows. A row that
+cannot be explained is recorded with its error and the run goes on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+
+from explainer.engine import Engine
+from explainer.errors import ExplainerError
+from explainer.payloads import ExplainParameters, RowsRequest, explanation_body
+
+log = logging.getLogger(__name__)
+
+INPUT_SUFFIXES = (".csv", ".parquet", ".npy", ".jsonl")
+
+
+@dataclass(frozen=True)
+class BatchConfig:
+    input: Path
+    output: Path  # .jsonl, or .parquet (long form, written from a .jsonl journal)
+    chunk_rows: int = 16
+    in_flight: int = 4  # chunks explained at once
+    progress: bool | None = None  # None: a bar on a terminal, log lines otherwise
+    log_every_seconds: float = 10.0
+
+    @property
+    def journal(self) -> Path:
+        return self.output if self.output.suffix == ".jsonl" else Path(f"{self.output}.jsonl")
+
+
+@dataclass(frozen=True)
+class BatchSummary:
+    rows: int
+    explained: int
+    failed: int
+    skipped: int  # already in the journal from an earlier run
+    seconds: float
+
+
+# ---- reading -------------------------------------------------------------------------------
+
+
+def read_names(path: Path) -> list[str] | None:
+    """Feature names the input declares (CSV header, Parquet columns), if any."""
+    if path.suffix == ".csv":
+        import pyarrow.csv as pv
+
+        return list(pv.open_csv(path).schema.names)
+    if path.suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        return list(pq.ParquetFile(path).schema_arrow.names)
+    return None
+
+
+def count_rows(path: Path) -> int | None:
+    if path.suffix == ".npy":
+        return int(np.load(path, mmap_mode="r").shape[0])
+    if path.suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        return int(pq.ParquetFile(path).metadata.num_rows)
+    with path.open("rb") as handle:
+        lines = sum(1 for line in handle if line.strip())
+    return lines - 1 if path.suffix == ".csv" else lines
+
+
+def read_chunks(path: Path, size: int) -> Iterator[tuple[int, np.ndarray]]:
+    """(index of the first row, rows) in input order; unreadable values become NaN, so
+    the row is recorded as failed rather than the run stopping."""
+    if path.suffix not in INPUT_SUFFIXES:
+        raise ValueError(f"{path}: unsupported input; use one of {', '.join(INPUT_SUFFIXES)}")
+    start = 0
+    for rows in _raw_chunks(path, size):
+        yield start, rows
+        start += len(rows)
+
+
+def _raw_chunks(path: Path, size: int) -> Iterator[np.ndarray]:
+    if path.suffix == ".npy":
+        data = np.load(path, mmap_mode="r", allow_pickle=False)
+        for i in range(0, data.shape[0], size):
+            yield np.asarray(data[i : i + size], dtype=np.float64)
+    elif path.suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=size):
+            yield _numeric(batch.to_pandas())
+    elif path.suffix == ".csv":
+        import pandas as pd
+
+        for frame in pd.read_csv(path, chunksize=size, dtype=str, keep_default_na=False):
+            yield _numeric(frame)
+    else:
+        yield from _jsonl_chunks(path, size)
+
+
+def _numeric(frame: Any) -> np.ndarray:
+    import pandas as pd
+
+    return np.column_stack(
+        [pd.to_numeric(frame[c], errors="coerce").to_numpy(np.float64) for c in frame.columns]
+    )
+
+
+def _jsonl_chunks(path: Path, size: int) -> Iterator[np.ndarray]:
+    """Each line: a row ([1.0, 2.0]), a {feature: value} object, or {"instances": [...]}."""
+    rows: list[list[float]] = []
+    width: int | None = None
+    with path.open("rb") as handle:
+        for line in handle:
+            if not line.strip():
+                continue
+            for row in _jsonl_rows(line):
+                width = width or len(row)
+                rows.append(row if len(row) == width else [float("nan")] * width)
+                if len(rows) == size:
+                    yield np.array(rows, dtype=np.float64)
+                    rows = []
+    if rows:
+        yield np.array(rows, dtype=np.float64)
+
+
+def _jsonl_rows(line: bytes) -> list[list[float]]:
+    try:
+        value = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return [[float("nan")]]
+    if isinstance(value, dict) and "instances" in value:
+        value = value["instances"]
+        rows = value if isinstance(value, list) else [value]
+    else:
+        rows = [value]
+    out = []
+    for row in rows:
+        items = list(row.values()) if isinstance(row, dict) else row
+        try:
+            out.append([float(v) if not isinstance(v, bool) else float("nan") for v in items])
+        except (TypeError, ValueError):
+            out.append([float("nan")] * max(len(items), 1))
+    return out
+
+
+# ---- the journal ---------------------------------------------------------------------------
+
+
+def finished_rows(journal: Path) -> set[int]:
+    """Rows an earlier run finished. A torn last line (the process was killed while
+    writing it) is cut off, so that the journal stays valid JSON Lines."""
+    if not journal.exists():
+        return set()
+    done: set[int] = set()
+    good = 0  # bytes of complete lines
+    with journal.open("rb") as handle:
+        for line in handle:
+            try:
+                row = int(orjson.loads(line)["row"])
+            except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+                break
+            if not line.endswith(b"\n"):
+                break
+            done.add(row)
+            good += len(line)
+    with journal.open("r+b") as handle:
+        handle.truncate(good)
+    return done
+
+
+# ---- running -------------------------------------------------------------------------------
+
+
+async def run(config: BatchConfig, engine: Engine) -> BatchSummary:
+    done = finished_rows(config.journal)
+    total = count_rows(config.input)
+    started = time.perf_counter()
+    explained = failed = 0
+    progress = _Progress(config, total, len(done))
+    with config.journal.open("ab") as journal:
+        wave: list[tuple[int, np.ndarray, np.ndarray]] = []
+        chunks = read_chunks(config.input, config.chunk_rows)
+        for start, rows in chunks:
+            todo = np.array([start + i not in done for i in range(len(rows))])
+            if todo.any():
+                wave.append((start, rows, todo))
+            if len(wave) == config.in_flight:
+                ok, bad = await _explain_wave(engine, wave, journal)
+                explained, failed = explained + ok, failed + bad
+                progress.update(ok + bad)
+                wave = []
+        if wave:
+            ok, bad = await _explain_wave(engine, wave, journal)
+            explained, failed = explained + ok, failed + bad
+            progress.update(ok + bad)
+    progress.close()
+    if config.output.suffix == ".parquet":
+        write_long_parquet(config.journal, config.output)
+    return BatchSummary(
+        rows=total if total is not None else len(done) + explained + failed,
+        explained=explained,
+        failed=failed,
+        skipped=len(done),
+        seconds=time.perf_counter() - started,
+    )
+
+
+async def _explain_wave(
+    engine: Engine, wave: list[tuple[int, np.ndarray, np.ndarray]], journal: Any
+) -> tuple[int, int]:
+    """Explain a few chunks at once (their rows share predictor calls), then append their
+    lines in input order and flush: a finished row is on disk before the next wave."""
+    results = await asyncio.gather(*(_explain_chunk(engine, *item) for item in wave))
+    ok = bad = 0
+    for lines in results:
+        for line, good in lines:
+            journal.write(line)
+            ok, bad = ok + good, bad + (not good)
+    journal.flush()
+    return ok, bad
+
+
+async def _explain_chunk(
+    engine: Engine, start: int, rows: np.ndarray, todo: np.ndarray
+) -> list[tuple[bytes, bool]]:
+    """Journal lines for the chunk's unfinished rows, in order; bad rows get their error."""
+    valid = np.isfinite(rows).all(axis=1) & todo
+    lines: dict[int, tuple[bytes, bool]] = {}
+    for i in np.flatnonzero(todo & ~valid).tolist():
+        lines[start + i] = (_line(start + i, error="a value is missing or not a number"), False)
+    index = [start + i for i in np.flatnonzero(valid).tolist()]
+    if index:
+        try:
+            request = RowsRequest(np.ascontiguousarray(rows[valid]), None, ExplainParameters())
+            explained = await engine.explain(request)
+            for row, explanation in zip(index, explained.rows, strict=True):
+                body = explanation_body(explanation, explained.features, explained.outputs)
+                lines[row] = (_line(row, body=body), True)
+        except ExplainerError as exc:
+            for row in index:
+                lines[row] = (_line(row, error=exc.message), False)
+    return [lines[row] for row in sorted(lines)]
+
+
+def _line(row: int, body: dict[str, Any] | None = None, error: str | None = None) -> bytes:
+    record: dict[str, Any] = {"row": row}
+    if error is not None:
+        record["error"] = error
+    else:
+        record.update(body or {})
+    return orjson.dumps(record) + b"\n"
+
+
+class _Progress:
+    """tqdm on a terminal; a log line every ``log_every_seconds`` otherwise."""
+
+    def __init__(self, config: BatchConfig, total: int | None, initial: int) -> None:
+        interactive = sys.stderr.isatty() if config.progress is None else config.progress
+        self._bar: Any = None
+        if interactive:
+            from tqdm import tqdm
+
+            self._bar = tqdm(total=total, initial=initial, unit="row", smoothing=0.1)
+        self._total, self._done, self._new = total, initial, 0
+        self._every = config.log_every_seconds
+        self._start = self._last = time.monotonic()
+
+    def update(self, rows: int) -> None:
+        self._done += rows
+        self._new += rows
+        if self._bar is not None:
+            self._bar.update(rows)
+            return
+        now = time.monotonic()
+        if now - self._last >= self._every:
+            self._last = now
+            rate = self._new / max(now - self._start, 1e-9)
+            left = (
+                ""
+                if self._total is None
+                else f", ETA {(self._total - self._done) / max(rate, 1e-9):.0f} s"
+            )
+            of = "" if self._total is None else f"/{self._total}"
+            log.info("explained %d%s rows, %.1f rows/s%s", self._done, of, rate, left)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+
+# ---- Parquet, long form --------------------------------------------------------------------
+
+LONG_COLUMNS = ("row", "explainer", "output", "feature", "score", "confidence")
+
+
+def write_long_parquet(journal: Path, output: Path, rows_per_group: int = 50_000) -> None:
+    """The journal as one Parquet table in long form — (row, explainer, output, feature,
+    score, confidence) — streamed in row groups, never held whole in memory."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    schema = pa.schema(
+        [
+            ("row", pa.int64()),
+            ("explainer", pa.string()),
+            ("output", pa.string()),
+            ("feature", pa.string()),
+            ("score", pa.float64()),
+            ("confidence", pa.float64()),
+        ]
+    )
+    columns: dict[str, list[Any]] = {name: [] for name in LONG_COLUMNS}
+    temporary = output.with_name(output.name + ".tmp")
+    with pq.ParquetWriter(temporary, schema) as writer, journal.open("rb") as handle:
+        for line in handle:
+            record = orjson.loads(line)
+            for kind in ("LIME", "SHAP"):
+                for out, items in record.get(kind, {}).get("saliencies", {}).items():
+                    for item in items:
+                        for name, value in zip(
+                            LONG_COLUMNS,
+                            (
+                                record["row"],
+                                kind,
+                                out,
+                                item["name"],
+                                item["score"],
+                                item["confidence"],
+                            ),
+                            strict=True,
+                        ):
+                            columns[name].append(value)
+            if len(columns["row"]) >= rows_per_group:
+                writer.write_table(pa.table(columns, schema=schema))
+                columns = {name: [] for name in LONG_COLUMNS}
+        if columns["row"]:
+            writer.write_table(pa.table(columns, schema=schema))
+    temporary.replace(output)
