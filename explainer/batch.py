@@ -36,6 +36,7 @@ class BatchConfig:
     output: Path  # .jsonl, or .parquet (long form, written from a .jsonl journal)
     chunk_rows: int = 16
     in_flight: int = 4  # chunks explained at once
+    partition_rows: int = 256  # rows per Dask task
     progress: bool | None = None  # None: a bar on a terminal, log lines otherwise
     log_every_seconds: float = 10.0
 
@@ -79,6 +80,17 @@ def count_rows(path: Path) -> int | None:
     with path.open("rb") as handle:
         lines = sum(1 for line in handle if line.strip())
     return lines - 1 if path.suffix == ".csv" else lines
+
+
+def read_range(path: Path, first: int, stop: int, size: int = 4096) -> np.ndarray:
+    """Rows ``first`` to ``stop`` − 1 of the input (what a Dask worker reads)."""
+    parts = []
+    for start, rows in read_chunks(path, size):
+        if start >= stop:
+            break
+        if start + len(rows) > first:
+            parts.append(rows[max(first - start, 0) : stop - start])
+    return np.concatenate(parts) if parts else np.zeros((0, 0))
 
 
 def read_chunks(path: Path, size: int) -> Iterator[tuple[int, np.ndarray]]:
@@ -186,52 +198,79 @@ def finished_rows(journal: Path) -> set[int]:
 
 
 async def run(config: BatchConfig, engine: Engine) -> BatchSummary:
+    """Explain the input in this process, a wave of ``in_flight`` chunks at a time."""
     done = finished_rows(config.journal)
     total = count_rows(config.input)
+    progress = Progress(config, total, len(done))
+    counts = [0, 0]  # explained, failed
     started = time.perf_counter()
-    explained = failed = 0
-    progress = _Progress(config, total, len(done))
     with config.journal.open("ab") as journal:
         wave: list[tuple[int, np.ndarray, np.ndarray]] = []
-        chunks = read_chunks(config.input, config.chunk_rows)
-        for start, rows in chunks:
+        for start, rows in read_chunks(config.input, config.chunk_rows):
             todo = np.array([start + i not in done for i in range(len(rows))])
             if todo.any():
                 wave.append((start, rows, todo))
             if len(wave) == config.in_flight:
-                ok, bad = await _explain_wave(engine, wave, journal)
-                explained, failed = explained + ok, failed + bad
-                progress.update(ok + bad)
+                write(journal, await _explain_wave(engine, wave), counts, progress)
                 wave = []
         if wave:
-            ok, bad = await _explain_wave(engine, wave, journal)
-            explained, failed = explained + ok, failed + bad
-            progress.update(ok + bad)
+            write(journal, await _explain_wave(engine, wave), counts, progress)
+    return finish(config, progress, counts, len(done), total, started)
+
+
+async def explain_range(
+    engine: Engine, config: BatchConfig, start: int, rows: np.ndarray, todo: np.ndarray
+) -> list[tuple[bytes, bool]]:
+    """Journal lines for the unfinished rows of a range, explained ``in_flight`` chunks at a
+    time (how a Dask worker explains its partition)."""
+    lines: list[tuple[bytes, bool]] = []
+    size = config.chunk_rows
+    chunks = [
+        (start + i, rows[i : i + size], todo[i : i + size]) for i in range(0, len(rows), size)
+    ]
+    for w in range(0, len(chunks), config.in_flight):
+        lines.extend(await _explain_wave(engine, chunks[w : w + config.in_flight]))
+    return lines
+
+
+def write(
+    journal: Any, lines: list[tuple[bytes, bool]], counts: list[int], progress: Progress
+) -> None:
+    """Append finished rows and flush: a finished row is on disk before more work starts."""
+    for line, good in lines:
+        journal.write(line)
+        counts[0 if good else 1] += 1
+    journal.flush()
+    progress.update(len(lines))
+
+
+def finish(
+    config: BatchConfig,
+    progress: Progress,
+    counts: list[int],
+    skipped: int,
+    total: int | None,
+    started: float,
+) -> BatchSummary:
     progress.close()
     if config.output.suffix == ".parquet":
         write_long_parquet(config.journal, config.output)
+    explained, failed = counts
     return BatchSummary(
-        rows=total if total is not None else len(done) + explained + failed,
+        rows=total if total is not None else skipped + explained + failed,
         explained=explained,
         failed=failed,
-        skipped=len(done),
+        skipped=skipped,
         seconds=time.perf_counter() - started,
     )
 
 
 async def _explain_wave(
-    engine: Engine, wave: list[tuple[int, np.ndarray, np.ndarray]], journal: Any
-) -> tuple[int, int]:
-    """Explain a few chunks at once (their rows share predictor calls), then append their
-    lines in input order and flush: a finished row is on disk before the next wave."""
+    engine: Engine, wave: list[tuple[int, np.ndarray, np.ndarray]]
+) -> list[tuple[bytes, bool]]:
+    """A few chunks at once: their rows share predictor calls."""
     results = await asyncio.gather(*(_explain_chunk(engine, *item) for item in wave))
-    ok = bad = 0
-    for lines in results:
-        for line, good in lines:
-            journal.write(line)
-            ok, bad = ok + good, bad + (not good)
-    journal.flush()
-    return ok, bad
+    return [line for lines in results for line in lines]
 
 
 async def _explain_chunk(
@@ -265,7 +304,7 @@ def _line(row: int, body: dict[str, Any] | None = None, error: str | None = None
     return orjson.dumps(record) + b"\n"
 
 
-class _Progress:
+class Progress:
     """tqdm on a terminal; a log line every ``log_every_seconds`` otherwise."""
 
     def __init__(self, config: BatchConfig, total: int | None, initial: int) -> None:

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +25,16 @@ from explainer.settings import Settings, describe_error
 
 log = logging.getLogger("explainer.batch")
 
-BATCH_ONLY = ("command", "input", "out", "model_file", "chunk_rows", "in_flight")
+BATCH_ONLY = (
+    "command",
+    "input",
+    "out",
+    "model_file",
+    "chunk_rows",
+    "in_flight",
+    "dask",
+    "partition_rows",
+)
 BACKGROUND_FROM_INPUT_ROWS = 10_000
 
 
@@ -34,6 +46,7 @@ def run_batch(args: Any) -> int:
         output=Path(args.out),
         chunk_rows=args.chunk_rows,
         in_flight=args.in_flight,
+        partition_rows=args.partition_rows,
     )
     if not config.input.is_file():
         raise StartupError(f"input {config.input} does not exist")
@@ -49,7 +62,14 @@ def run_batch(args: Any) -> int:
     if config.chunk_rows > settings.max_rows:
         raise StartupError(f"--chunk_rows must be at most MAX_ROWS ({settings.max_rows})")
     try:
-        summary = asyncio.run(_run(config, settings, args.model_file))
+        if args.dask:
+            from explainer.batch_dask import run_on_dask
+
+            summary = run_on_dask(
+                config, BatchJob(settings, config.input, args.model_file), args.dask
+            )
+        else:
+            summary = asyncio.run(_run(config, settings, args.model_file))
     except KeyboardInterrupt:
         log.warning("interrupted: finished rows are in %s; run again to go on", config.journal)
         return 130
@@ -65,10 +85,26 @@ def run_batch(args: Any) -> int:
     return 1 if summary.failed else 0
 
 
+@dataclass(frozen=True)
+class BatchJob:
+    """Everything needed to build the engine again, in another process (a Dask worker)."""
+
+    settings: Settings
+    input: Path
+    model_file: str | None
+
+
 async def _run(
     config: batch.BatchConfig, settings: Settings, model_file: str | None
 ) -> batch.BatchSummary:
-    rows, names, source = _background(settings, config.input)
+    async with open_engine(BatchJob(settings, config.input, model_file)) as engine:
+        return await batch.run(config, engine)
+
+
+@asynccontextmanager
+async def open_engine(job: BatchJob) -> AsyncIterator[Engine]:
+    settings = job.settings
+    rows, names, source = _background(settings, job.input)
     store = BackgroundStore(
         rows,
         source=source,
@@ -76,9 +112,9 @@ async def _run(
         reservoir_size=settings.background_reservoir_size,
         seed=settings.seed,
     )
-    names = settings.feature_names or batch.read_names(config.input) or names
+    names = settings.feature_names or batch.read_names(job.input) or names
     async with aiohttp.ClientSession() as session:
-        predictor = _predictor(settings, session, model_file)
+        predictor = _predictor(settings, session, job.model_file)
         try:
             with ThreadPoolExecutor(max_workers=2, thread_name_prefix="explainer") as executor:
                 engine = Engine(
@@ -90,7 +126,7 @@ async def _run(
                     feature_names=names,
                 )
                 engine.adopt(await predictor.load_metadata())
-                return await batch.run(config, engine)
+                yield engine
         finally:
             await predictor.close()
 

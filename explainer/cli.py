@@ -62,6 +62,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     batch_parser.add_argument("--model_file", help="a joblib model to score in-process, no server")
     batch_parser.add_argument("--chunk_rows", type=int, default=16, help="rows per engine call")
     batch_parser.add_argument("--in_flight", type=int, default=4, help="chunks explained at once")
+    batch_parser.add_argument(
+        "--dask", help="a Dask scheduler address, or local:N for N local workers on loopback"
+    )
+    batch_parser.add_argument("--partition_rows", type=int, default=256, help="rows per Dask task")
     _add_setting_flags(batch_parser)
     args, unknown = parser.parse_known_args(argv)
     try:

@@ -185,3 +185,24 @@ async def test_batch_gives_the_service_answer_for_the_same_row(
     served = orjson.loads(await response.read())
     served.pop("timestamp")
     assert records(out)[5] == {"row": 5, **json.loads(json.dumps(served))}
+
+
+def test_a_local_dask_cluster_gives_the_single_process_results_row_for_row(
+    files: dict[str, Path], tmp_path: Path
+) -> None:
+    args = ["--model_file", str(files["model"]), *FAST, str(files["train"])]
+    single, spread = tmp_path / "single.jsonl", tmp_path / "dask.jsonl"
+    batch(str(files["root"] / "rows.npy"), "--out", str(single), *args)
+    batch(
+        str(files["root"] / "rows.npy"),
+        "--out",
+        str(spread),
+        "--dask",
+        "local:2",
+        "--partition_rows",
+        "5",
+        *args,
+    )
+    by_row = {r["row"]: r for r in records(spread)}
+    assert sorted(by_row) == list(range(24))  # every row once, whatever order partitions end
+    assert [by_row[r["row"]] for r in records(single)] == records(single)
