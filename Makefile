@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 MLSERVER_VENV := .venv-mlserver
 KSERVE_VENV := .venv-kserve
 
-.PHONY: demo test lint typecheck unit clean bench-latency bench-startup bench-accuracy
+.PHONY: demo test lint typecheck unit clean bench-latency bench-startup bench-accuracy bench-batch
 
 $(VENV)/.runtime: pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -53,3 +53,6 @@ bench-startup: $(VENV)/.test $(MLSERVER_VENV)/.installed
 
 bench-accuracy: $(VENV)/.test
 	$(BIN)/python -m bench.accuracy
+
+bench-batch: $(VENV)/.test
+	$(BIN)/python -m bench.batch

@@ -286,8 +286,10 @@ async def _explain_chunk(
         try:
             request = RowsRequest(np.ascontiguousarray(rows[valid]), None, ExplainParameters())
             explained = await engine.explain(request)
-            for row, explanation in zip(index, explained.rows, strict=True):
+            values = rows[valid]
+            for k, (row, explanation) in enumerate(zip(index, explained.rows, strict=True)):
                 body = explanation_body(explanation, explained.features, explained.outputs)
+                body["input"] = dict(zip(explained.features, values[k].tolist(), strict=True))
                 lines[row] = (_line(row, body=body), True)
         except ExplainerError as exc:
             for row in index:

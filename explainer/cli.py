@@ -12,6 +12,7 @@ import asyncio
 import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
@@ -66,6 +67,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--dask", help="a Dask scheduler address, or local:N for N local workers on loopback"
     )
     batch_parser.add_argument("--partition_rows", type=int, default=256, help="rows per Dask task")
+    report_parser = commands.add_parser("report", help="an HTML report of a batch run")
+    report_parser.add_argument(
+        "output", help="the batch output (.jsonl, or .parquet with its journal)"
+    )
+    report_parser.add_argument("--html", required=True, help="where to write the report")
     _add_setting_flags(batch_parser)
     args, unknown = parser.parse_known_args(argv)
     try:
@@ -79,6 +85,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_batch(args)
         if unknown:
             parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+        if args.command == "report":
+            from explainer.report import write_report
+
+            output = Path(args.output)
+            journal = output if output.suffix == ".jsonl" else Path(f"{output}.jsonl")
+            try:
+                write_report(journal, Path(args.html))
+            except (OSError, ValueError) as exc:
+                raise StartupError(str(exc)) from None
+            print(f"wrote {args.html}")
+            return 0
         if args.command == "healthcheck":
             return _healthcheck(args.http_port, args.path)
         if args.command == "warm-up":

@@ -184,7 +184,9 @@ async def test_batch_gives_the_service_answer_for_the_same_row(
     )
     served = orjson.loads(await response.read())
     served.pop("timestamp")
-    assert records(out)[5] == {"row": 5, **json.loads(json.dumps(served))}
+    line = records(out)[5]
+    assert line.pop("input") == dict(zip(FEATURES, row, strict=True))  # the values explained
+    assert line == {"row": 5, **json.loads(json.dumps(served))}
 
 
 def test_a_local_dask_cluster_gives_the_single_process_results_row_for_row(
