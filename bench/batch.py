@@ -25,7 +25,7 @@ import numpy as np
 from tests.models import forest20
 
 RESULTS = Path(__file__).resolve().parent / "results"
-FOREST_ROWS = int(os.environ.get("BENCH_FOREST_ROWS", "48"))
+FOREST_ROWS = int(os.environ.get("BENCH_FOREST_ROWS", "256"))
 BIG_ROWS = int(os.environ.get("BENCH_BIG_ROWS", "100000"))
 
 
@@ -90,7 +90,7 @@ def main() -> int:
                 "--dask",
                 "local:2",
                 "--partition_rows",
-                str(max(1, FOREST_ROWS // 8)),
+                str(max(1, FOREST_ROWS // 4)),
             ]
         )
         results["forest_rows_per_s_local2"] = FOREST_ROWS / seconds
