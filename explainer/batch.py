@@ -4,7 +4,9 @@ Reader → engine → writer, bounded: rows are read in chunks, a bounded number
 is explained at once (their perturbations share predictor calls), and every finished
 row is appended to a JSON Lines journal and flushed. A run that is interrupted leaves
 every finished row written; the same command explains only the missing rows. A row that
-cannot be explained is recorded with its error and the run goes on.
+cannot be explained (bad values: the row's fault) is recorded with its error and the run
+goes on; a predictor failure stops the run, leaving every finished row written, so that
+running again retries only what is missing.
 """
 
 from __future__ import annotations
@@ -292,6 +294,8 @@ async def _explain_chunk(
                 body["input"] = dict(zip(explained.features, values[k].tolist(), strict=True))
                 lines[row] = (_line(row, body=body), True)
         except ExplainerError as exc:
+            if exc.status >= 500:  # the predictor's fault, not the rows': stop, retry later
+                raise
             for row in index:
                 lines[row] = (_line(row, error=exc.message), False)
     return [lines[row] for row in sorted(lines)]

@@ -19,6 +19,7 @@ from explainer import batch
 from explainer.background_data import BackgroundStore, load_background
 from explainer.cli import StartupError, load_settings
 from explainer.engine import Engine
+from explainer.errors import ExplainerError
 from explainer.predictor import Predictor, PredictorConfig
 from explainer.predictor_local import LocalPredictor
 from explainer.settings import Settings, describe_error
@@ -73,6 +74,11 @@ def run_batch(args: Any) -> int:
     except KeyboardInterrupt:
         log.warning("interrupted: finished rows are in %s; run again to go on", config.journal)
         return 130
+    except ExplainerError as exc:
+        log.error(
+            "stopped: %s; finished rows are in %s; run again to go on", exc.message, config.journal
+        )
+        return 3
     log.info(
         "%d rows: %d explained, %d failed, %d already done; %.1f s (%.1f rows/s)",
         summary.rows,

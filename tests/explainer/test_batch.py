@@ -208,3 +208,28 @@ def test_a_local_dask_cluster_gives_the_single_process_results_row_for_row(
     by_row = {r["row"]: r for r in records(spread)}
     assert sorted(by_row) == list(range(24))  # every row once, whatever order partitions end
     assert [by_row[r["row"]] for r in records(single)] == records(single)
+
+
+def test_a_lost_predictor_stops_the_run_and_nothing_is_marked_failed(
+    files: dict[str, Path], tmp_path: Path
+) -> None:
+    from tests.mlserver import free_port
+
+    out = tmp_path / "gone.jsonl"
+    result = batch(
+        str(files["root"] / "rows.csv"),
+        "--out",
+        str(out),
+        "--model_name",
+        "credit",
+        "--predictor_host",
+        f"127.0.0.1:{free_port()}",
+        "--predictor_retries",
+        "0",
+        "--background_data",
+        str(files["train"]),
+        check=False,
+    )
+    assert result.returncode == 3
+    assert "unreachable" in result.stderr and "run again" in result.stderr
+    assert not out.exists() or out.read_text() == ""  # no row recorded as failed
