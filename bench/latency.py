@@ -10,8 +10,6 @@ import json
 import os
 import signal
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -20,7 +18,8 @@ import numpy as np
 import orjson
 import requests
 
-from tests.mlserver import free_port, running_mlserver, wait_ok, write_csv
+from bench.common import start_explainer
+from tests.mlserver import running_mlserver, wait_ok, write_csv
 from tests.models import forest20
 
 REPEATS = int(os.environ.get("BENCH_REPEATS", "15"))
@@ -59,30 +58,8 @@ def main() -> int:
 
 
 def measure(kind: str, predictor: str, background: Path, test: np.ndarray) -> dict[str, float]:
-    port = free_port()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "explainer",
-            "serve",
-            "--model_name",
-            "forest20",
-            "--predictor_host",
-            predictor,
-            "--http_port",
-            str(port),
-            "--host",
-            "127.0.0.1",
-            "--explainer_type",
-            kind,
-            "--background_data",
-            str(background),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    url = f"http://127.0.0.1:{port}"
+    process, base = start_explainer(predictor, background, kind)
+    url = base
     try:
         wait_ok(f"{url}/v2/health/ready", process)
         session = requests.Session()

@@ -11,8 +11,6 @@ import json
 import os
 import signal
 import statistics
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -22,7 +20,8 @@ from pathlib import Path
 import orjson
 import requests
 
-from tests.mlserver import free_port, running_mlserver, wait_ok, write_csv
+from bench.common import start_explainer
+from tests.mlserver import running_mlserver, wait_ok, write_csv
 from tests.models import forest20
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -66,33 +65,11 @@ def main() -> int:
 
 
 def measure(predictor: str, background: Path, test: object) -> dict[str, float]:
-    port = free_port()
     started = time.perf_counter()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "explainer",
-            "serve",
-            "--model_name",
-            "forest20",
-            "--predictor_host",
-            predictor,
-            "--http_port",
-            str(port),
-            "--host",
-            "127.0.0.1",
-            "--explainer_type",
-            "SHAP",
-            "--background_data",
-            str(background),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}/v1/models/forest20:explain"
+    process, base = start_explainer(predictor, background, "SHAP")
+    url = f"{base}/v1/models/forest20:explain"
     try:
-        wait_ok(f"http://127.0.0.1:{port}/v2/health/ready", process)
+        wait_ok(f"{base}/v2/health/ready", process)
         ready = time.perf_counter() - started
         rss_idle = rss_bytes(process.pid)
         session = requests.Session()

@@ -17,7 +17,7 @@ import orjson
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from explainer.background_data import BackgroundStore, load_background
+from explainer.background_data import BackgroundStore, load_background_setting
 from explainer.engine import Engine
 from explainer.errors import ExplainerError, ModelNotFound
 from explainer.metrics import Metrics
@@ -66,12 +66,7 @@ def create_app(settings: Settings, background: LoadedBackground | None = None) -
     if not settings.model_name or not settings.predictor_host:
         raise ValueError("model_name and predictor_host are required")
     if background is None and settings.background_data:
-        try:
-            rows, names = load_background(settings.background_data)
-        except (OSError, ValueError) as exc:
-            raise ValueError(
-                f"invalid setting BACKGROUND_DATA / --background_data: {exc}"
-            ) from None
+        rows, names = load_background_setting(settings.background_data)
         background = LoadedBackground(rows, names, "BACKGROUND_DATA")
     columns = background.rows.shape[1] if background is not None else None
     if settings.feature_names and columns is not None and len(settings.feature_names) != columns:

@@ -57,6 +57,15 @@ def load_background(path: str) -> tuple[np.ndarray, list[str] | None]:
     return np.ascontiguousarray(data), names
 
 
+def load_background_setting(path: str) -> tuple[np.ndarray, list[str] | None]:
+    """``load_background`` for the BACKGROUND_DATA setting: any failure is one line that
+    names the setting."""
+    try:
+        return load_background(path)
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"invalid setting BACKGROUND_DATA / --background_data: {exc}") from None
+
+
 def _read_csv(file: Path) -> tuple[np.ndarray, list[str] | None]:
     with file.open(newline="") as handle:
         lines = [row for row in csv.reader(handle) if row]

@@ -16,7 +16,7 @@ import numpy as np
 from pydantic import ValidationError
 
 from explainer import batch
-from explainer.background_data import BackgroundStore, load_background
+from explainer.background_data import BackgroundStore, load_background_setting
 from explainer.cli import StartupError, load_settings
 from explainer.engine import Engine
 from explainer.errors import ExplainerError
@@ -160,11 +160,9 @@ def _background(settings: Settings, input_path: Path) -> tuple[np.ndarray, list[
     reservoir, so that a row's explanation does not depend on which rows came before."""
     if settings.background_data:
         try:
-            rows, names = load_background(settings.background_data)
-        except (OSError, ValueError) as exc:
-            raise StartupError(
-                f"invalid setting BACKGROUND_DATA / --background_data: {exc}"
-            ) from None
+            rows, names = load_background_setting(settings.background_data)
+        except ValueError as exc:
+            raise StartupError(str(exc)) from None
         return rows, names, "BACKGROUND_DATA"
     chunks = []
     for _, rows in batch.read_chunks(input_path, 4096):

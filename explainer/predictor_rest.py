@@ -86,6 +86,24 @@ class RestPredictor(Predictor):
             f"predictor answered {status}{about}: {detail}", upstream_status=status
         )
 
+    @property
+    def model_url(self) -> str:
+        raise NotImplementedError
+
+    async def model_document(self) -> bytes:
+        """GET the model's own URL (v2 metadata; v1 status); a non-200 answer is an error."""
+        status, body = await self.request("GET", self.model_url, control=True)
+        if status != 200:
+            raise self.failure(status, body)
+        return body
+
+    async def probe(self, url: str) -> tuple[int, bytes] | None:
+        """One GET with no retries, for readiness: None if the predictor cannot be asked."""
+        try:
+            return await self.request("GET", url, control=True, retries=0)
+        except (PredictorUnavailable, PredictorTimeout):
+            return None
+
     def encode_rows(self, rows: np.ndarray) -> np.ndarray:
         """Rows at the configured datatype (FP32 rounds them, as the predictor would)."""
         return np.ascontiguousarray(rows, dtype=V2_TO_NUMPY[self.config.datatype])
@@ -99,22 +117,15 @@ class V2RestPredictor(RestPredictor):
         return f"{self.config.base_url}/v2/models/{self.config.model_name}"
 
     async def fetch_metadata(self) -> ModelMetadata:
-        status, body = await self.request("GET", self.model_url, control=True)
-        if status != 200:
-            raise self.failure(status, body)
+        body = await self.model_document()
         try:
             return ModelMetadata.from_v2(orjson.loads(body))
         except (orjson.JSONDecodeError, AttributeError, TypeError, ValueError):
             return ModelMetadata()
 
     async def ready(self) -> bool:
-        try:
-            status, _ = await self.request(
-                "GET", f"{self.model_url}/ready", control=True, retries=0
-            )
-        except (PredictorUnavailable, PredictorTimeout):
-            return False
-        return status == 200
+        answer = await self.probe(f"{self.model_url}/ready")
+        return answer is not None and answer[0] == 200
 
     async def score(self, rows: np.ndarray, output: str | None) -> np.ndarray:
         encoded = self.encode_rows(rows)
@@ -166,16 +177,14 @@ class V1RestPredictor(RestPredictor):
         return f"{self.config.base_url}/v1/models/{self.config.model_name}"
 
     async def fetch_metadata(self) -> ModelMetadata:
-        status, body = await self.request("GET", self.model_url, control=True)
-        if status != 200:
-            raise self.failure(status, body)
+        await self.model_document()
         return ModelMetadata()
 
     async def ready(self) -> bool:
-        try:
-            status, body = await self.request("GET", self.model_url, control=True, retries=0)
-        except (PredictorUnavailable, PredictorTimeout):
+        answer = await self.probe(self.model_url)
+        if answer is None:
             return False
+        status, body = answer
         try:
             return status == 200 and bool(orjson.loads(body).get("ready", True))
         except (orjson.JSONDecodeError, AttributeError):

@@ -19,7 +19,15 @@ from aiohttp.test_utils import TestClient
 from explainer.app import RUNTIME, create_app
 from explainer.settings import Settings
 from tests import models
-from tests.mlserver import REPO, MLServerError, free_port, running_mlserver, wait_ok, write_csv
+from tests.mlserver import (
+    REPO,
+    MLServerError,
+    free_port,
+    running_mlserver,
+    stop,
+    wait_ok,
+    write_csv,
+)
 
 __all__ = ["ExplainerFactory", "Predictor", "free_port"]
 
@@ -94,11 +102,7 @@ def kserve_v1(
     except MLServerError as exc:
         pytest.fail(f"{exc}\n{(root / 'kserve.log').read_text()[-3000:]}")
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        stop(process)
         log.close()
 
 

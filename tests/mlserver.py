@@ -49,6 +49,15 @@ def wait_ok(url: str, process: subprocess.Popen[Any] | None = None, seconds: flo
     raise MLServerError(f"{url} not ready after {seconds:g} s")
 
 
+def stop(process: subprocess.Popen[Any]) -> None:
+    """SIGTERM, then SIGKILL if the process has not exited within 20 s."""
+    process.terminate()
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
 def write_csv(path: Path, rows: np.ndarray, names: list[str] | None) -> None:
     header = ",".join(names) if names else ",".join(f"inputs-{i}" for i in range(rows.shape[1]))
     np.savetxt(path, rows, delimiter=",", header=header, comments="", fmt="%.17g")
@@ -96,11 +105,7 @@ def running_mlserver(models: dict[str, ServedModel], root: Path) -> Iterator[Add
             _wait_ready(url, list(models), process, log_path)
             yield Addresses(url, f"127.0.0.1:{grpc_port}")
         finally:
-            process.terminate()
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
+            stop(process)
 
 
 def _wait_ready(url: str, names: list[str], process: subprocess.Popen[bytes], log: Path) -> None:
