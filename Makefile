@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 MLSERVER_VENV := .venv-mlserver
 KSERVE_VENV := .venv-kserve
 
-.PHONY: demo test lint typecheck unit clean bench-latency bench-startup bench-accuracy bench-batch
+.PHONY: demo test lint typecheck unit clean bench-latency bench-startup bench-accuracy bench-batch bench-reference
 
 $(VENV)/.runtime: pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -56,3 +56,6 @@ bench-accuracy: $(VENV)/.test
 
 bench-batch: $(VENV)/.test
 	$(BIN)/python -m bench.batch
+
+bench-reference: $(VENV)/.test $(MLSERVER_VENV)/.installed
+	MLSERVER_BIN=$(CURDIR)/$(MLSERVER_VENV)/bin/mlserver $(BIN)/python -m bench.reference
