@@ -19,7 +19,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from explainer.background_data import BackgroundStore, load_background_setting
 from explainer.engine import Engine
-from explainer.errors import ExplainerError, ModelNotFound
+from explainer.errors import ExplainerError, ModelNotFound, Overloaded
 from explainer.metrics import Metrics
 from explainer.payloads import (
     ExplainParameters,
@@ -36,6 +36,7 @@ from explainers.warm_up import warm_up
 log = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+RETRY_AFTER_SECONDS = 1
 
 
 @dataclass
@@ -52,6 +53,7 @@ class Runtime:
     engine: Engine
     predictor: Predictor
     warmed: asyncio.Event
+    in_flight: int = 0
 
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -206,7 +208,8 @@ async def _render_errors(request: web.Request, handler: Handler) -> web.StreamRe
     try:
         return await handler(request)
     except ExplainerError as exc:
-        return _json(exc.status, error_body(exc.message))
+        retry = {"Retry-After": str(RETRY_AFTER_SECONDS)} if exc.status == 429 else None
+        return _json(exc.status, error_body(exc.message), retry)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
@@ -264,6 +267,13 @@ async def explain(request: web.Request) -> web.Response:
     settings, metrics = request.app[SETTINGS], request.app[METRICS]
     start = time.perf_counter()
     kind: str = settings.explainer_type
+    if runtime.in_flight >= settings.max_in_flight:
+        metrics.explains.labels(kind, "429").inc()
+        raise Overloaded(
+            f"{runtime.in_flight} explanations are in progress (MAX_IN_FLIGHT="
+            f"{settings.max_in_flight}); retry after {RETRY_AFTER_SECONDS} s"
+        )
+    runtime.in_flight += 1
     try:
         decoded = decode_rows_request(await request.read())
         kind = decoded.parameters.explainer or kind
@@ -271,6 +281,8 @@ async def explain(request: web.Request) -> web.Response:
     except ExplainerError as exc:
         metrics.explains.labels(kind, str(exc.status)).inc()
         raise
+    finally:
+        runtime.in_flight -= 1
     body = encode_explanations(
         explained.rows, explained.features, explained.outputs, settings.response_format
     )

@@ -27,6 +27,12 @@ class PayloadTooLarge(ExplainerError):
     status = 413
 
 
+class Overloaded(ExplainerError):
+    """Too many explanations in progress: try again shortly (429 with Retry-After)."""
+
+    status = 429
+
+
 class PredictorFailed(ExplainerError):
     """The predictor answered, but with an error or an answer we cannot use."""
 

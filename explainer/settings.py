@@ -199,6 +199,13 @@ class Settings(BaseSettings):
         validation_alias=_env("max_rows", "MAX_ROWS"),
         description="Most rows one :explain request may ask to explain (413 above).",
     )
+    max_in_flight: int = Field(
+        8,
+        ge=1,
+        validation_alias=_env("max_in_flight", "MAX_IN_FLIGHT"),
+        description="Explanations in progress at once; more get 429 with Retry-After. Each "
+        "SHAP explanation of the default budget holds ~80 MB: 8 fit a 1Gi container.",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO",
         validation_alias=_env("log_level", "LOG_LEVEL"),

@@ -359,3 +359,24 @@ async def test_many_rows_are_explained_in_bounded_groups_each_as_if_alone(
         assert status == 200
         alone.pop("timestamp")
         assert explanation == alone
+
+
+async def test_past_max_in_flight_new_explanations_get_429_with_retry_after(
+    explainer: ExplainerFactory, mlserver: Predictor
+) -> None:
+    import asyncio
+
+    forest = mlserver.models["forest20"]
+    client = await explainer(
+        "forest20", background_data=str(mlserver.data / "forest20.csv"), max_in_flight=1
+    )
+    body = orjson.dumps({"instances": [forest.test[0].tolist()]})
+    first = asyncio.ensure_future(client.post("/v1/models/forest20:explain", data=body))
+    await asyncio.sleep(0.05)  # the first is now in progress (it takes ~0.4 s)
+    second = await client.post("/v1/models/forest20:explain", data=body)
+    assert second.status == 429
+    assert second.headers["Retry-After"] == "1"
+    assert "MAX_IN_FLIGHT=1" in (await second.json())["error"]
+    assert (await first).status == 200
+    third = await client.post("/v1/models/forest20:explain", data=body)
+    assert third.status == 200  # nothing leaked: the slot was given back
