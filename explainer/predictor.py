@@ -99,6 +99,9 @@ class PredictorConfig:
 
 
 class Predictor(ABC):
+    # Whether the protocol lets the client ask for an output by name (v1 does not).
+    chooses_output = True
+
     def __init__(self, config: PredictorConfig, observe: CallObserver | None = None) -> None:
         self.config = config
         self.metadata = ModelMetadata()
@@ -107,7 +110,7 @@ class Predictor(ABC):
         self._observe = observe
         self._slots = asyncio.Semaphore(config.max_concurrency)
         self._output: str | None = config.output
-        self._output_settled = config.output is not None
+        self._output_settled = config.output is not None or not self.chooses_output
         self.rows_sent = 0
         self.calls = 0
 

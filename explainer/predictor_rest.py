@@ -163,14 +163,7 @@ class V1RestPredictor(RestPredictor):
     """KServe v1 REST: ``/v1/models/<m>:predict``, ``instances`` → ``predictions``.
     v1 has no metadata and no output selection: the model's own output is explained."""
 
-    def __init__(
-        self,
-        session: aiohttp.ClientSession,
-        config: PredictorConfig,
-        observe: CallObserver | None = None,
-    ) -> None:
-        super().__init__(session, config, observe)
-        self._output_settled = True  # nothing to choose from
+    chooses_output = False
 
     @property
     def model_url(self) -> str:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import sys
 import time
 import warnings
 from pathlib import Path
@@ -155,7 +156,7 @@ def lime_row(case: suite.Case) -> dict[str, Any]:
 
 
 def main() -> int:
-    if "--report-only" in __import__("sys").argv:  # re-render the tables from the last run
+    if "--report-only" in sys.argv:  # re-render the tables from the last run
         saved = json.loads((RESULTS / "accuracy.json").read_text())
         summary = summarise(saved["shap"], saved["lime"])
         saved["summary"] = summary
