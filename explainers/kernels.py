@@ -118,39 +118,51 @@ def lime_perturbations(
     bin_hi: np.ndarray,
     bin_mean: np.ndarray,
     bin_std: np.ndarray,
-    u_bin: np.ndarray,
-    u_value: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray]:
-    """LIME's tabular sampling on quartile bins.
+    uniforms: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """LIME's tabular sampling on quartile bins, one uniform per value.
 
     Shapes: ``instance`` (M,) float64; ``instance_bins`` (M,) int64; the ``bin_*``
     tables (M, B) float64 with ``bin_cdf`` the cumulative bin frequency (last column
-    1.0); ``u_bin`` and ``u_value`` (n, M) float64 uniforms in [0, 1).
+    1.0); ``uniforms`` (n, M) float64 in [0, 1). A uniform picks the bin its value
+    falls in on the cumulative frequencies, and its place inside that bin's stretch
+    of [0, 1) — again uniform, and independent of the bin — is the quantile of the
+    truncated normal the value is drawn at.
 
     Returns ``rows`` (n, M) float64 — row 0 is the instance, every other value is drawn
-    from its bin's training mean and std truncated to the bin's bounds — and
-    ``binary`` (n, M) float64, 1.0 where a row's bin equals the instance's.
+    from its bin's training mean and std truncated to the bin's bounds; ``binary``
+    (n, M) float64, 1.0 where a row's bin equals the instance's; ``bins`` (n, M) int64;
+    and ``positions`` (n, M) float64, each value's quantile within its bin (row 0: 0.5).
     """
-    n, m = u_bin.shape
+    n, m = uniforms.shape
     n_bins = bin_cdf.shape[1]
     rows = np.empty((n, m))
     binary = np.empty((n, m))
+    bins = np.empty((n, m), dtype=np.int64)
+    positions = np.empty((n, m))
     for j in range(m):
         rows[0, j] = instance[j]
         binary[0, j] = 1.0
+        bins[0, j] = instance_bins[j]
+        positions[0, j] = 0.5
     for i in range(1, n):
         for j in range(m):
+            u = uniforms[i, j]
             b = 0
-            while b < n_bins - 1 and u_bin[i, j] >= bin_cdf[j, b]:
+            while b < n_bins - 1 and u >= bin_cdf[j, b]:
                 b += 1
+            start = bin_cdf[j, b - 1] if b > 0 else 0.0
+            width = bin_cdf[j, b] - start
+            position = (u - start) / width if width > 0.0 else 0.5
+            position = min(max(position, 0.0), 1.0)
+            bins[i, j] = b
+            positions[i, j] = position
             binary[i, j] = 1.0 if b == instance_bins[j] else 0.0
             std = bin_std[j, b]
             mean = bin_mean[j, b]
-            z = truncated_normal(
-                (bin_lo[j, b] - mean) / std, (bin_hi[j, b] - mean) / std, u_value[i, j]
-            )
+            z = truncated_normal((bin_lo[j, b] - mean) / std, (bin_hi[j, b] - mean) / std, position)
             rows[i, j] = mean + std * z
-    return rows, binary
+    return rows, binary, bins, positions
 
 
 @numba.njit(cache=True, nogil=True)

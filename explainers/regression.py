@@ -31,7 +31,7 @@ def unit_covariance(influence: np.ndarray, units: np.ndarray, n_units: int) -> n
 
 
 def sandwich_diagonal(bread: np.ndarray, meat: np.ndarray) -> np.ndarray:
-    """diag(B · M · Bᵀ) for symmetric B."""
+    """diag(B · M · Bᵀ); ``bread`` may be the first rows of a symmetric matrix."""
     return np.maximum(np.einsum("ij,jk,ik->i", bread, meat, bread), 0.0)
 
 
@@ -52,34 +52,45 @@ def weighted_ridge(
     alpha: float,
     units: np.ndarray,
     n_units: int,
+    controls: np.ndarray | None = None,
 ) -> RidgeFit:
-    """Minimise Σ wᵢ (yᵢ − β₀ − xᵢᵀβ)² + α‖β‖² for each column of ``y``.
+    """Minimise Σ wᵢ (yᵢ − β₀ − xᵢᵀβ − cᵢᵀγ)² + α‖(β, γ)‖² for each column of ``y``.
 
-    ``x`` (n, M), ``y`` (n, K), ``w`` (n,). Same objective as scikit-learn's
-    ``Ridge(alpha).fit(x, y, sample_weight=w)``. The intercept is profiled out by
-    weighted centring, so each row's influence on β is H⁻¹ wᵢ (xᵢ − x̄)(eᵢ).
+    ``x`` (n, M), ``y`` (n, K), ``w`` (n,). Without ``controls`` the same objective as
+    scikit-learn's ``Ridge(alpha).fit(x, y, sample_weight=w)``. The intercept is
+    profiled out by weighted centring, so each row's influence on β is
+    H⁻¹ wᵢ (xᵢ − x̄)(eᵢ).
+
+    ``controls`` (n, C) are control variates: columns whose weighted population
+    moments with 1 and ``x`` are zero by construction. They leave the population β
+    unchanged (Frisch–Waugh–Lovell) and take their share of the residual, so β's
+    sampling variance falls; only β is reported, and R² is that of the surrogate
+    β₀ + xᵀβ alone.
     """
     m = x.shape[1]
+    if controls is not None and controls.shape[1]:
+        x = np.concatenate([x, controls], axis=1)
     sw = w.sum()
     x_mean = w @ x / sw
     y_mean = w @ y / sw
     xc = x - x_mean
     yc = y - y_mean
     xw = xc * w[:, None]
-    h_inv = np.linalg.inv(xc.T @ xw + alpha * np.eye(m))
-    coef = (h_inv @ (xw.T @ yc)).T  # (K, M)
+    h_inv = np.linalg.inv(xc.T @ xw + alpha * np.eye(x.shape[1]))
+    coef = (h_inv @ (xw.T @ yc)).T  # (K, M + C)
     intercept = y_mean - coef @ x_mean
     resid = yc - xc @ coef.T  # (n, K)
-    ss_res = w @ (resid**2)
+    surrogate_resid = yc - xc[:, :m] @ coef[:, :m].T
+    ss_res = w @ (surrogate_resid**2)
     ss_tot = w @ (yc**2)
     with np.errstate(divide="ignore", invalid="ignore"):
         r2 = np.where(ss_tot > 0, 1.0 - ss_res / ss_tot, 1.0)
-    coef_var = np.zeros_like(coef)
+    coef_var = np.zeros((y.shape[1], m))
     if n_units >= 2:
         for k in range(y.shape[1]):
             meat = unit_covariance(xw * resid[:, k : k + 1], units, n_units)
-            coef_var[k] = sandwich_diagonal(h_inv, meat)
-    return RidgeFit(coef=coef, intercept=intercept, r2=r2, coef_var=coef_var)
+            coef_var[k] = sandwich_diagonal(h_inv[:m], meat)
+    return RidgeFit(coef=coef[:, :m], intercept=intercept, r2=r2, coef_var=coef_var)
 
 
 @dataclass(frozen=True)

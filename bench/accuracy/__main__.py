@@ -2,6 +2,7 @@
 LIME's stability — this project against shap and lime, on one suite, in one run.
 
     make bench-accuracy      # writes bench/results/accuracy.md and accuracy.json
+    python -m bench.accuracy --lime-only    # rerun LIME, keep the last SHAP rows
 
 SHAP: this project's KernelSHAP and shap's KernelExplainer (``l1_reg=False``) over the same
 background with the same coalition budget (2M + 2048, so the same predictor rows), scored
@@ -166,7 +167,9 @@ def main() -> int:
     RESULTS.mkdir(exist_ok=True)
     cache = dict(np.load(CACHE)) if CACHE.exists() else {}
     shap_rows = []
-    for case in suite.cases():
+    if "--lime-only" in sys.argv:  # keep the last run's SHAP rows
+        shap_rows = json.loads((RESULTS / "accuracy.json").read_text())["shap"]
+    for case in [] if shap_rows else suite.cases():
         shap_rows.append(shap_row(case, cache))
         print(json.dumps(shap_rows[-1]), flush=True)
         np.savez(CACHE, **cache)

@@ -45,25 +45,28 @@ def test_truncated_normal_far_in_the_tail_and_degenerate() -> None:
 
 
 def lime_perturbations_numpy(
-    instance: np.ndarray, stats: LimeStatistics, u_bin: np.ndarray, u_value: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    n, m = u_bin.shape
+    instance: np.ndarray, stats: LimeStatistics, uniforms: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    n, m = uniforms.shape
     instance_bins = stats.bins_of(instance)
-    rows = np.empty((n, m))
-    binary = np.empty((n, m))
-    rows[0], binary[0] = instance, 1.0
+    rows, binary, positions = np.empty((n, m)), np.empty((n, m)), np.full((n, m), 0.5)
+    bins = np.empty((n, m), dtype=np.int64)
+    rows[0], binary[0], bins[0] = instance, 1.0, instance_bins
     for j in range(m):
-        bins = np.minimum(
-            (u_bin[1:, j, None] >= stats.bin_cdf[j][None, :]).sum(axis=1),
-            stats.bin_cdf.shape[1] - 1,
+        u = uniforms[1:, j]
+        b = np.minimum(
+            (u[:, None] >= stats.bin_cdf[j][None, :]).sum(axis=1), stats.bin_cdf.shape[1] - 1
         )
-        mean, std = stats.bin_mean[j, bins], stats.bin_std[j, bins]
-        lo = (stats.bin_lo[j, bins] - mean) / std
-        hi = (stats.bin_hi[j, bins] - mean) / std
-        z = np.where(hi > lo, truncnorm.ppf(u_value[1:, j], lo, np.maximum(hi, lo + 1e-300)), lo)
+        start = np.where(b > 0, stats.bin_cdf[j, np.maximum(b - 1, 0)], 0.0)
+        position = (u - start) / (stats.bin_cdf[j, b] - start)
+        mean, std = stats.bin_mean[j, b], stats.bin_std[j, b]
+        lo = (stats.bin_lo[j, b] - mean) / std
+        hi = (stats.bin_hi[j, b] - mean) / std
+        z = np.where(hi > lo, truncnorm.ppf(position, lo, np.maximum(hi, lo + 1e-300)), lo)
         rows[1:, j] = mean + std * z
-        binary[1:, j] = bins == instance_bins[j]
-    return rows, binary
+        binary[1:, j] = b == instance_bins[j]
+        bins[1:, j], positions[1:, j] = b, position
+    return rows, binary, bins, positions
 
 
 def test_lime_perturbations_match_numpy() -> None:
@@ -78,8 +81,8 @@ def test_lime_perturbations_match_numpy() -> None:
     )
     stats = LimeStatistics.from_training(data)
     instance = np.array([0.3, 2.0, 1.0, 2.5])
-    u_bin, u_value = rng.random((300, 4)), rng.random((300, 4))
-    rows, binary = kernels.lime_perturbations(
+    uniforms = rng.random((300, 4))
+    got = kernels.lime_perturbations(
         instance,
         stats.bins_of(instance),
         stats.bin_cdf,
@@ -87,13 +90,17 @@ def test_lime_perturbations_match_numpy() -> None:
         stats.bin_hi,
         stats.bin_mean,
         stats.bin_std,
-        u_bin,
-        u_value,
+        uniforms,
     )
-    expected_rows, expected_binary = lime_perturbations_numpy(instance, stats, u_bin, u_value)
-    np.testing.assert_array_equal(binary, expected_binary)
-    np.testing.assert_allclose(rows, expected_rows, atol=1e-9)
-    assert (rows[:, 3] == 2.5).all()
+    expected = lime_perturbations_numpy(instance, stats, uniforms)
+    np.testing.assert_array_equal(got[1], expected[1])
+    np.testing.assert_array_equal(got[2], expected[2])
+    np.testing.assert_allclose(got[3], expected[3], atol=1e-12)
+    np.testing.assert_allclose(got[0], expected[0], atol=1e-9)
+    assert (got[0][:, 3] == 2.5).all()
+    # Within a bin the position is uniform and independent of the bin: what makes the
+    # control variates of ``lime.controls`` mean zero.
+    assert ((got[3] >= 0) & (got[3] <= 1)).all()
 
 
 def test_lime_statistics_match_the_lime_package() -> None:
