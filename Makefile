@@ -6,6 +6,7 @@ BIN := $(VENV)/bin
 # containers: MLServer (v2 REST and gRPC) and KServe's Python model server (v1).
 MLSERVER_VENV := .venv-mlserver
 KSERVE_VENV := .venv-kserve
+MOTO_VENV := .venv-moto
 
 .PHONY: demo test lint typecheck unit clean bench-latency bench-startup bench-accuracy bench-batch bench-reference
 
@@ -28,6 +29,11 @@ $(KSERVE_VENV)/.installed: requirements/kserve.txt requirements/kserve-constrain
 	$(KSERVE_VENV)/bin/pip install -q -c requirements/kserve-constraints.txt -r requirements/kserve.txt
 	touch $@
 
+$(MOTO_VENV)/.installed: requirements/moto.txt requirements/moto-constraints.txt
+	test -x $(MOTO_VENV)/bin/python || $(PYTHON) -m venv $(MOTO_VENV)
+	$(MOTO_VENV)/bin/pip install -q -c requirements/moto-constraints.txt -r requirements/moto.txt
+	touch $@
+
 demo: $(VENV)/.runtime
 	$(BIN)/explainer demo
 
@@ -37,13 +43,13 @@ lint: $(VENV)/.test
 typecheck: $(VENV)/.test
 	$(BIN)/mypy
 
-unit: $(VENV)/.test $(MLSERVER_VENV)/.installed $(KSERVE_VENV)/.installed
-	MLSERVER_BIN=$(CURDIR)/$(MLSERVER_VENV)/bin/mlserver $(BIN)/pytest
+unit: $(VENV)/.test $(MLSERVER_VENV)/.installed $(KSERVE_VENV)/.installed $(MOTO_VENV)/.installed
+	MLSERVER_BIN=$(CURDIR)/$(MLSERVER_VENV)/bin/mlserver MOTO_BIN=$(CURDIR)/$(MOTO_VENV)/bin/moto_server $(BIN)/pytest
 
 test: lint typecheck unit
 
 clean:
-	rm -rf $(VENV) $(MLSERVER_VENV) $(KSERVE_VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(MLSERVER_VENV) $(KSERVE_VENV) $(MOTO_VENV) .pytest_cache .mypy_cache .ruff_cache
 
 bench-latency: $(VENV)/.test $(MLSERVER_VENV)/.installed
 	MLSERVER_BIN=$(CURDIR)/$(MLSERVER_VENV)/bin/mlserver $(BIN)/python -m bench.latency

@@ -68,7 +68,7 @@ def create_app(settings: Settings, background: LoadedBackground | None = None) -
     if not settings.model_name or not settings.predictor_host:
         raise ValueError("model_name and predictor_host are required")
     if background is None and settings.background_data:
-        rows, names = load_background_setting(settings.background_data)
+        rows, names = load_background_setting(settings)
         background = LoadedBackground(rows, names, "BACKGROUND_DATA")
     columns = background.rows.shape[1] if background is not None else None
     if settings.feature_names and columns is not None and len(settings.feature_names) != columns:

@@ -13,81 +13,198 @@ have grown by ``REBUILD_GROWTH`` since the last build, not after every request.
 from __future__ import annotations
 
 import csv
+import io
+import logging
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
 
+from explainer import storage
 from explainers.background import Background, summarize
 from explainers.lime import LimeStatistics
+
+if TYPE_CHECKING:
+    from explainer.settings import Settings
 
 REBUILD_GROWTH = 1.1
 
 
-DATA_SUFFIXES = (".csv", ".npy")
+BACKGROUND_SUFFIXES = (".csv", ".npy")
+BLOCK_ROWS = 8192
+log = logging.getLogger(__name__)
 
 
-def load_background(path: str) -> tuple[np.ndarray, list[str] | None]:
+class Reservoir:
+    """A uniform random sample of at most ``capacity`` rows of a stream of row blocks
+    (Algorithm R, vectorised per block; deterministic for a given ``rng``)."""
+
+    def __init__(self, capacity: int, rng: np.random.Generator) -> None:
+        self.capacity = capacity
+        self.seen = 0
+        self._rng = rng
+        self._rows: np.ndarray | None = None
+        self._kept = 0
+
+    @property
+    def rows(self) -> np.ndarray:
+        return np.zeros((0, 0)) if self._rows is None else self._rows[: self._kept]
+
+    def offer(self, rows: np.ndarray) -> None:
+        if self._rows is None:
+            self._rows = np.empty((min(self.capacity, max(len(rows), 1024)), rows.shape[1]))
+        elif rows.shape[1] != self._rows.shape[1]:
+            raise ValueError(
+                f"rows have {rows.shape[1]} values, earlier rows {self._rows.shape[1]}"
+            )
+        take = min(self.capacity - self._kept, len(rows))
+        if self._kept + take > len(self._rows):  # grow by doubling up to the capacity
+            grown = np.empty(
+                (min(self.capacity, max(2 * len(self._rows), self._kept + take)), rows.shape[1])
+            )
+            grown[: self._kept] = self._rows[: self._kept]
+            self._rows = grown
+        self._rows[self._kept : self._kept + take] = rows[:take]
+        self._kept += take
+        rest = rows[take:]
+        if len(rest):
+            # Row number i (0-based) replaces a uniform slot in [0, i] when that slot is
+            # inside the reservoir; later rows win, as in the sequential algorithm.
+            numbers = self.seen + take + np.arange(len(rest))
+            slots = self._rng.integers(0, numbers + 1)
+            inside = slots < self.capacity
+            self._rows[slots[inside]] = rest[inside]
+        self.seen += len(rows)
+
+
+def load_background(
+    uri: str, max_rows: int = 100_000, seed: int = 0
+) -> tuple[np.ndarray, list[str] | None]:
     """Rows (N, M) float64 and, for a CSV with a header row, the feature names.
 
-    ``path`` is a CSV or .npy file, or a directory holding exactly one (where KServe's
-    storage initializer puts what a storage URI names)."""
-    file = Path(path)
-    if file.is_dir():
-        found = sorted(p for p in file.iterdir() if p.suffix in DATA_SUFFIXES and p.is_file())
-        if len(found) != 1:
-            raise ValueError(
-                f"directory {path} holds {len(found)} data files (.csv or .npy); it needs one"
-            )
-        file = found[0]
-    if not file.is_file():
-        raise ValueError(f"no such file: {path}")
-    if file.suffix == ".npy":
-        data = np.load(file, allow_pickle=False)
-        names = None
-    else:
-        data, names = _read_csv(file)
-    data = np.asarray(data, dtype=np.float64)
+    ``uri`` is a CSV or .npy file — a local path, ``s3://…`` or ``https://…`` — or a
+    directory (S3 prefix) holding exactly one, such as where KServe's storage initializer
+    puts what a storage URI names. The file is read as a stream of row blocks; past
+    ``max_rows`` rows a seeded uniform sample of ``max_rows`` is kept, so memory is
+    bounded whatever the file's size."""
+    reservoir = Reservoir(max_rows, np.random.default_rng([seed, 11]))
+    names: list[str] | None = None
+    with storage.open_binary(uri, BACKGROUND_SUFFIXES) as (handle, suffix):
+        text = None if suffix == ".npy" else io.TextIOWrapper(handle, encoding="utf-8", newline="")
+        try:
+            if text is None:
+                blocks = _npy_blocks(handle, uri)
+            else:
+                names, blocks = _csv_blocks(text, storage.safe(uri))
+            for block in blocks:
+                if not np.isfinite(block).all():
+                    raise ValueError(f"{storage.safe(uri)} has missing or non-finite values")
+                reservoir.offer(block)
+        except UnicodeDecodeError:
+            raise ValueError(f"{storage.safe(uri)} is not a UTF-8 CSV file") from None
+        finally:
+            if text is not None:
+                text.detach()  # the handle is closed by its own context
+    data = reservoir.rows
     if data.ndim != 2 or data.shape[0] == 0 or data.shape[1] == 0:
-        raise ValueError(f"{path} must hold a non-empty 2-D table, got shape {data.shape}")
-    if not np.isfinite(data).all():
-        raise ValueError(f"{path} has missing or non-finite values")
+        raise ValueError(
+            f"{storage.safe(uri)} must hold a non-empty 2-D table, got shape {data.shape}"
+        )
+    if reservoir.seen > max_rows:
+        log.info("background: a seeded sample of %d of %d rows", max_rows, reservoir.seen)
     return np.ascontiguousarray(data), names
 
 
-def load_background_setting(path: str) -> tuple[np.ndarray, list[str] | None]:
+def load_background_setting(settings: Settings) -> tuple[np.ndarray, list[str] | None]:
     """``load_background`` for the BACKGROUND_DATA setting: any failure is one line that
-    names the setting."""
+    names the setting, with no credential in it."""
+    assert settings.background_data
     try:
-        return load_background(path)
+        return load_background(
+            settings.background_data, settings.background_max_rows, settings.seed
+        )
     except (OSError, ValueError) as exc:
-        raise ValueError(f"invalid setting BACKGROUND_DATA / --background_data: {exc}") from None
+        message = storage.safe(" ".join(str(exc).split()))
+        raise ValueError(
+            f"invalid setting BACKGROUND_DATA / --background_data: {message}"
+        ) from None
 
 
-def _read_csv(file: Path) -> tuple[np.ndarray, list[str] | None]:
-    with file.open(newline="") as handle:
-        lines = [row for row in csv.reader(handle) if row]
-    if not lines:
-        raise ValueError(f"{file} is empty")
+def _npy_blocks(handle: IO[bytes], uri: str) -> Iterator[np.ndarray]:
+    try:
+        version = np.lib.format.read_magic(handle)
+        if version == (1, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_1_0(handle)
+        else:
+            shape, fortran, dtype = np.lib.format.read_array_header_2_0(handle)
+    except ValueError as exc:
+        raise ValueError(f"{storage.safe(uri)} is not a readable .npy file ({exc})") from None
+    if len(shape) != 2 or dtype.hasobject or dtype.kind not in "biuf":
+        raise ValueError(
+            f"{storage.safe(uri)} must hold a non-empty 2-D numeric table, got shape {shape} "
+            f"of {dtype}"
+        )
+    rows, width = shape
+    if fortran:  # column-major: the rows are not contiguous, so read it whole
+        data = np.frombuffer(handle.read(rows * width * dtype.itemsize), dtype)
+        yield data.reshape((width, rows)).T.astype(np.float64)
+        return
+    for start in range(0, rows, BLOCK_ROWS):
+        count = min(BLOCK_ROWS, rows - start)
+        raw = handle.read(count * width * dtype.itemsize)
+        if len(raw) != count * width * dtype.itemsize:
+            raise ValueError(f"{storage.safe(uri)} is truncated: expected {rows} rows")
+        yield np.frombuffer(raw, dtype).reshape(count, width).astype(np.float64)
+
+
+def _csv_blocks(text: IO[str], name: str) -> tuple[list[str] | None, Iterator[np.ndarray]]:
+    lines = (line for line in csv.reader(text) if line)
+    first = next(lines, None)
+    if first is None:
+        raise ValueError(f"{name} is empty")
     names = None
-    if not all(_is_number(cell) for cell in lines[0]):
-        names = [cell.strip() for cell in lines[0]]
-        lines = lines[1:]
-    rows = []
-    for number, line in enumerate(lines, start=2 if names else 1):
-        try:
-            rows.append([float(cell) for cell in line])
-        except ValueError:
-            raise ValueError(f"{file} line {number} has a value that is not a number") from None
-        if len(line) != len(lines[0]):
+    if not all(_is_number(cell) for cell in first):
+        names = [cell.strip() for cell in first]
+    return names, _csv_rows(lines, first if names is None else None, names, name)
+
+
+def _csv_rows(
+    lines: Iterator[list[str]], first: list[str] | None, names: list[str] | None, name: str
+) -> Iterator[np.ndarray]:
+    width = len(names) if names is not None else len(first or [])
+    number = 1
+    block: list[list[str]] = [first] if first is not None else []
+    for line in lines:
+        block.append(line)
+        if len(block) == BLOCK_ROWS:
+            yield _parse_block(block, number, width, name, names is not None)
+            number += len(block)
+            block = []
+    if block:
+        yield _parse_block(block, number, width, name, names is not None)
+
+
+def _parse_block(
+    block: list[list[str]], number: int, width: int, name: str, header: bool
+) -> np.ndarray:
+    line_of = number + (1 if header else 0)  # file line number of block[0]
+    for offset, line in enumerate(block):
+        if len(line) != width:
+            what = "header names" if header else "first row has"
             raise ValueError(
-                f"{file} line {number} has {len(line)} values, expected {len(lines[0])}"
+                f"{name} line {line_of + offset} has {len(line)} values; the {what} {width}"
             )
-    if names is not None and rows and len(names) != len(rows[0]):
-        raise ValueError(f"{file} header names {len(names)} columns but rows have {len(rows[0])}")
-    return np.array(rows, dtype=np.float64), names
+    try:
+        return np.array(block, dtype=np.float64)
+    except ValueError:
+        for offset, line in enumerate(block):
+            if not all(_is_number(cell) for cell in line):
+                raise ValueError(
+                    f"{name} line {line_of + offset} has a value that is not a number"
+                ) from None
+        raise
 
 
 def _is_number(cell: str) -> bool:
@@ -122,9 +239,7 @@ class BackgroundStore:
         self._shap_size = shap_size
         self._seed = seed
         self._lock = threading.Lock()
-        self._capacity = reservoir_size
-        self._reservoir_rng = np.random.default_rng([seed, 7])
-        self._seen = 0
+        self._reservoir = Reservoir(reservoir_size, np.random.default_rng([seed, 7]))
         self._seen_at_build = 0
         self._rows: np.ndarray | None = None
         self._snapshot: BackgroundSnapshot | None = None
@@ -146,20 +261,10 @@ class BackgroundStore:
         if self.fixed:
             return
         with self._lock:
-            if self._rows is None:
-                self._rows = np.empty((0, rows.shape[1]))
-            kept = list(self._rows)
-            for row in rows:
-                self._seen += 1
-                if len(kept) < self._capacity:
-                    kept.append(row)
-                else:
-                    slot = int(self._reservoir_rng.integers(0, self._seen))
-                    if slot < self._capacity:
-                        kept[slot] = row
-            self._rows = np.array(kept, dtype=np.float64)
-            small = len(kept) <= self._shap_size
-            if small or self._seen >= REBUILD_GROWTH * self._seen_at_build:
+            self._reservoir.offer(np.asarray(rows, dtype=np.float64))
+            self._rows = self._reservoir.rows
+            small = len(self._rows) <= self._shap_size
+            if small or self._reservoir.seen >= REBUILD_GROWTH * self._seen_at_build:
                 self._snapshot = None
 
     def snapshot(self) -> BackgroundSnapshot:
@@ -169,7 +274,7 @@ class BackgroundStore:
                 if self._rows is None or self._rows.shape[0] == 0:
                     raise RuntimeError("background is empty: observe() rows first")
                 self._snapshot = self._build(self._rows)
-                self._seen_at_build = self._seen
+                self._seen_at_build = self._reservoir.seen
             return self._snapshot
 
     def _build(self, rows: np.ndarray) -> BackgroundSnapshot:

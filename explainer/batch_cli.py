@@ -15,7 +15,7 @@ import aiohttp
 import numpy as np
 from pydantic import ValidationError
 
-from explainer import batch
+from explainer import batch, storage
 from explainer.background_data import BackgroundStore, load_background_setting
 from explainer.cli import StartupError, load_settings
 from explainer.engine import Engine
@@ -41,9 +41,10 @@ BACKGROUND_FROM_INPUT_ROWS = 10_000
 
 def run_batch(args: Any) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    storage.quiet_client_logs()
     flags = {k: v for k, v in vars(args).items() if k not in BATCH_ONLY}
     config = batch.BatchConfig(
-        input=Path(args.input),
+        input=_local_input(args.input, Path(args.out)),
         output=Path(args.out),
         chunk_rows=args.chunk_rows,
         in_flight=args.in_flight,
@@ -89,6 +90,18 @@ def run_batch(args: Any) -> int:
         (summary.explained + summary.failed) / max(summary.seconds, 1e-9),
     )
     return 1 if summary.failed else 0
+
+
+def _local_input(uri: str, output: Path) -> Path:
+    """The input as a local file. A remote one (``s3://``, ``https://``) or a directory
+    holding one data file is copied next to the output once, as ``<out>.input.<suffix>``,
+    so a rerun resumes against the same rows (delete the copy to fetch again)."""
+    if not storage.scheme(uri) and not Path(uri).is_dir():
+        return Path(uri)
+    try:
+        return storage.download(uri, output.with_name(output.name + ".input"), batch.INPUT_SUFFIXES)
+    except (OSError, ValueError) as exc:
+        raise StartupError(f"input: {storage.safe(str(exc))}") from None
 
 
 @dataclass(frozen=True)
@@ -160,7 +173,7 @@ def _background(settings: Settings, input_path: Path) -> tuple[np.ndarray, list[
     reservoir, so that a row's explanation does not depend on which rows came before."""
     if settings.background_data:
         try:
-            rows, names = load_background_setting(settings.background_data)
+            rows, names = load_background_setting(settings)
         except ValueError as exc:
             raise StartupError(str(exc)) from None
         return rows, names, "BACKGROUND_DATA"

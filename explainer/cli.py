@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from explainer import __version__
+from explainer import __version__, storage
 from explainer.settings import Settings, describe_error
 
 log = logging.getLogger("explainer")
@@ -157,6 +157,7 @@ def _serve(args: argparse.Namespace, unknown: list[str]) -> int:
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    storage.quiet_client_logs()
     if unknown:
         log.warning("ignoring flags this explainer does not use: %s", " ".join(unknown))
     try:

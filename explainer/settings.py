@@ -114,7 +114,17 @@ class Settings(BaseSettings):
     background_data: str | None = Field(
         None,
         validation_alias=_env("background_data", "BACKGROUND_DATA"),
-        description="CSV (header row gives feature names) or .npy of background rows.",
+        description=(
+            "Background rows: a CSV (header row gives feature names) or .npy file, as a "
+            "local path, s3://bucket/key (KServe's S3 variables), https://… or a "
+            "directory (or S3 prefix) holding one."
+        ),
+    )
+    background_max_rows: int = Field(
+        100_000,
+        ge=1,
+        validation_alias=_env("background_max_rows", "BACKGROUND_MAX_ROWS"),
+        description="BACKGROUND_DATA past this many rows is streamed into a seeded sample.",
     )
     background_reservoir_size: int = Field(
         1000,
