@@ -7,8 +7,9 @@ BIN := $(VENV)/bin
 MLSERVER_VENV := .venv-mlserver
 KSERVE_VENV := .venv-kserve
 MOTO_VENV := .venv-moto
+AUDIT_VENV := .venv-audit
 
-.PHONY: demo test lint typecheck unit clean bench-latency bench-startup bench-accuracy bench-batch bench-reference
+.PHONY: demo test lint typecheck audit unit clean bench-latency bench-startup bench-accuracy bench-batch bench-reference bench-background
 
 $(VENV)/.runtime: pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -34,11 +35,20 @@ $(MOTO_VENV)/.installed: requirements/moto.txt requirements/moto-constraints.txt
 	$(MOTO_VENV)/bin/pip install -q -c requirements/moto-constraints.txt -r requirements/moto.txt
 	touch $@
 
+$(AUDIT_VENV)/.installed: requirements/audit.txt requirements/audit-constraints.txt
+	test -x $(AUDIT_VENV)/bin/python || $(PYTHON) -m venv $(AUDIT_VENV)
+	$(AUDIT_VENV)/bin/pip install -q -c requirements/audit-constraints.txt -r requirements/audit.txt
+	touch $@
+
+# Known vulnerabilities in any pinned environment fail; unreachable lookups are reported.
+audit: $(AUDIT_VENV)/.installed
+	$(PYTHON) tools/audit.py $(AUDIT_VENV)/bin/pip-audit
+
 demo: $(VENV)/.runtime
 	$(BIN)/explainer demo
 
 lint: $(VENV)/.test
-	$(BIN)/ruff check explainer explainers tests bench
+	$(BIN)/ruff check explainer explainers tests bench tools
 
 typecheck: $(VENV)/.test
 	$(BIN)/mypy
@@ -46,10 +56,10 @@ typecheck: $(VENV)/.test
 unit: $(VENV)/.test $(MLSERVER_VENV)/.installed $(KSERVE_VENV)/.installed $(MOTO_VENV)/.installed
 	MLSERVER_BIN=$(CURDIR)/$(MLSERVER_VENV)/bin/mlserver MOTO_BIN=$(CURDIR)/$(MOTO_VENV)/bin/moto_server $(BIN)/pytest
 
-test: lint typecheck unit
+test: lint typecheck audit unit
 
 clean:
-	rm -rf $(VENV) $(MLSERVER_VENV) $(KSERVE_VENV) $(MOTO_VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(MLSERVER_VENV) $(KSERVE_VENV) $(MOTO_VENV) $(AUDIT_VENV) .pytest_cache .mypy_cache .ruff_cache
 
 bench-latency: $(VENV)/.test $(MLSERVER_VENV)/.installed
 	MLSERVER_BIN=$(CURDIR)/$(MLSERVER_VENV)/bin/mlserver $(BIN)/python -m bench.latency
@@ -65,3 +75,6 @@ bench-batch: $(VENV)/.test
 
 bench-reference: $(VENV)/.test $(MLSERVER_VENV)/.installed
 	MLSERVER_BIN=$(CURDIR)/$(MLSERVER_VENV)/bin/mlserver $(BIN)/python -m bench.reference
+
+bench-background: $(VENV)/.test $(MOTO_VENV)/.installed
+	MOTO_BIN=$(CURDIR)/$(MOTO_VENV)/bin/moto_server $(BIN)/python -m bench.background

@@ -17,6 +17,7 @@ import orjson
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from explainer import openapi
 from explainer.background_data import BackgroundStore, load_background_setting
 from explainer.engine import Engine
 from explainer.errors import ExplainerError, ModelNotFound, Overloaded
@@ -92,6 +93,7 @@ def create_app(settings: Settings, background: LoadedBackground | None = None) -
     app.router.add_get("/v2/health/ready", ready)
     app.router.add_get(f"/v2/models/{name}/ready", model_ready)
     app.router.add_get("/metrics", metrics)
+    app.router.add_get("/openapi.json", openapi_document)
     return app
 
 
@@ -252,6 +254,17 @@ async def _observe(request: web.Request, handler: Handler) -> web.StreamResponse
 # ---- handlers ------------------------------------------------------------------------------
 
 
+def _refuse_large_body(request: web.Request) -> None:
+    """A declared Content-Length over the limit is refused before a byte of the body is
+    read (aiohttp then closes the connection rather than drain it); a chunked body is cut
+    off by aiohttp as soon as it passes the limit."""
+    length = request.content_length
+    if length is not None and length > request.app[SETTINGS].max_body_bytes:
+        raise web.HTTPRequestEntityTooLarge(
+            max_size=request.app[SETTINGS].max_body_bytes, actual_size=length
+        )
+
+
 def _runtime_of(request: web.Request) -> Runtime:
     name = request.match_info.get("name")
     settings = request.app[SETTINGS]
@@ -273,6 +286,7 @@ async def explain(request: web.Request) -> web.Response:
             f"{runtime.in_flight} explanations are in progress (MAX_IN_FLIGHT="
             f"{settings.max_in_flight}); retry after {RETRY_AFTER_SECONDS} s"
         )
+    _refuse_large_body(request)
     runtime.in_flight += 1
     try:
         decoded = decode_rows_request(await request.read())
@@ -296,6 +310,7 @@ async def explain(request: web.Request) -> web.Response:
 
 async def predict(request: web.Request) -> web.Response:
     runtime = _runtime_of(request)
+    _refuse_large_body(request)
     decoded = decode_rows_request(await request.read())
     scores = await runtime.engine.predict(decoded)
     predictions = scores[:, 0] if scores.shape[1] == 1 else scores
@@ -320,6 +335,10 @@ async def model_ready(request: web.Request) -> web.Response:
 async def ready(request: web.Request) -> web.Response:
     ok = await _is_ready(request.app[RUNTIME])
     return _json(200 if ok else 503, orjson.dumps({"ready": ok}))
+
+
+async def openapi_document(request: web.Request) -> web.Response:
+    return _json(200, orjson.dumps(openapi.document(request.app[SETTINGS].model_name or "model")))
 
 
 async def live(request: web.Request) -> web.Response:

@@ -217,6 +217,11 @@ class Engine:
                 f"{rows.shape[0]} rows in one request; the limit is {self.settings.max_rows} "
                 "(MAX_ROWS): split the request"
             )
+        if rows.shape[1] > self.settings.max_features:
+            raise PayloadTooLarge(
+                f"rows have {rows.shape[1]} features; the limit is {self.settings.max_features} "
+                "(MAX_FEATURES)"
+            )
         if self.features is None:
             self.features = rows.shape[1]  # no background, metadata or names: first request decides
         if rows.shape[1] != self.features:

@@ -209,6 +209,12 @@ class Settings(BaseSettings):
         validation_alias=_env("max_rows", "MAX_ROWS"),
         description="Most rows one :explain request may ask to explain (413 above).",
     )
+    max_features: int = Field(
+        1000,
+        ge=1,
+        validation_alias=_env("max_features", "MAX_FEATURES"),
+        description="Most features a row may have (413 above).",
+    )
     max_in_flight: int = Field(
         8,
         ge=1,

@@ -187,3 +187,48 @@ async def test_body_over_the_size_limit_gets_413(
     assert response.status == 413
     assert "MAX_BODY_BYTES" in orjson.loads(await response.read())["error"]
     await assert_still_serving(client)
+
+
+async def test_a_declared_1_gb_body_is_refused_before_it_is_read(
+    explainer: ExplainerFactory, mlserver: Predictor
+) -> None:
+    import asyncio
+    import resource
+
+    client = await explainer("credit", background_data=str(mlserver.data / "credit.csv"))
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    reader, writer = await asyncio.open_connection(client.host, client.port)
+    writer.write(
+        f"POST {EXPLAIN} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {1 << 30}\r\n\r\n".encode()
+    )
+    writer.write(b'{"instances": [' + b"[1, 2, 3, 4, 5], " * 4096)  # 70 kB of the 1 GB
+    await writer.drain()
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+    assert head.startswith(b"HTTP/1.1 413"), head
+    length = int(
+        next(h for h in head.split(b"\r\n") if h.lower().startswith(b"content-length")).split(b":")[
+            1
+        ]
+    )
+    body = orjson.loads(await reader.readexactly(length))
+    assert "MAX_BODY_BYTES" in body["error"]
+    writer.close()
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 100_000  # KiB
+    await assert_still_serving(client)
+
+
+@pytest.mark.parametrize("depth", [50, 5000, 200_000])
+async def test_deep_nesting_is_a_clear_400(client: Any, depth: int) -> None:
+    body = b'{"instances": ' + b"[" * depth + b"1" + b"]" * depth + b"}"
+    response = await client.post(EXPLAIN, data=body)
+    assert response.status == 400
+    assert orjson.loads(await response.read())["error"]
+    await assert_still_serving(client)
+
+
+async def test_too_many_features_is_413(explainer: ExplainerFactory) -> None:
+    client = await explainer("credit", max_features=8)  # no background: any width goes
+    response = await client.post(EXPLAIN, data=orjson.dumps({"instances": [[0.5] * 9]}))
+    assert response.status == 413
+    assert "MAX_FEATURES" in orjson.loads(await response.read())["error"]
