@@ -8,8 +8,9 @@ MLSERVER_VENV := .venv-mlserver
 KSERVE_VENV := .venv-kserve
 MOTO_VENV := .venv-moto
 AUDIT_VENV := .venv-audit
+LOCUST_VENV := .venv-locust
 
-.PHONY: demo test lint typecheck audit unit clean bench-latency bench-startup bench-accuracy bench-batch bench-reference bench-background
+.PHONY: demo test lint typecheck audit unit soak clean bench-latency bench-startup bench-accuracy bench-batch bench-reference bench-background
 
 $(VENV)/.runtime: pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -40,6 +41,11 @@ $(AUDIT_VENV)/.installed: requirements/audit.txt requirements/audit-constraints.
 	$(AUDIT_VENV)/bin/pip install -q -c requirements/audit-constraints.txt -r requirements/audit.txt
 	touch $@
 
+$(LOCUST_VENV)/.installed: requirements/locust.txt requirements/locust-constraints.txt
+	test -x $(LOCUST_VENV)/bin/python || $(PYTHON) -m venv $(LOCUST_VENV)
+	$(LOCUST_VENV)/bin/pip install -q -c requirements/locust-constraints.txt -r requirements/locust.txt
+	touch $@
+
 # Known vulnerabilities in any pinned environment fail; unreachable lookups are reported.
 audit: $(AUDIT_VENV)/.installed
 	$(PYTHON) tools/audit.py $(AUDIT_VENV)/bin/pip-audit
@@ -53,13 +59,20 @@ lint: $(VENV)/.test
 typecheck: $(VENV)/.test
 	$(BIN)/mypy
 
-unit: $(VENV)/.test $(MLSERVER_VENV)/.installed $(KSERVE_VENV)/.installed $(MOTO_VENV)/.installed
-	MLSERVER_BIN=$(CURDIR)/$(MLSERVER_VENV)/bin/mlserver MOTO_BIN=$(CURDIR)/$(MOTO_VENV)/bin/moto_server $(BIN)/pytest
+TEST_SERVERS := $(MLSERVER_VENV)/.installed $(KSERVE_VENV)/.installed $(MOTO_VENV)/.installed $(LOCUST_VENV)/.installed
+TEST_ENV := MLSERVER_BIN=$(CURDIR)/$(MLSERVER_VENV)/bin/mlserver MOTO_BIN=$(CURDIR)/$(MOTO_VENV)/bin/moto_server LOCUST_BIN=$(CURDIR)/$(LOCUST_VENV)/bin/locust
+
+unit: $(VENV)/.test $(TEST_SERVERS)
+	$(TEST_ENV) $(BIN)/pytest
+
+# 32 clients for 60 s (make test runs the same for 10 s), and SIGTERM under that load.
+soak: $(VENV)/.test $(TEST_SERVERS)
+	$(TEST_ENV) SOAK_SECONDS=60 $(BIN)/pytest -s tests/explainer/test_load.py
 
 test: lint typecheck audit unit
 
 clean:
-	rm -rf $(VENV) $(MLSERVER_VENV) $(KSERVE_VENV) $(MOTO_VENV) $(AUDIT_VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(MLSERVER_VENV) $(KSERVE_VENV) $(MOTO_VENV) $(AUDIT_VENV) $(LOCUST_VENV) .pytest_cache .mypy_cache .ruff_cache
 
 bench-latency: $(VENV)/.test $(MLSERVER_VENV)/.installed
 	MLSERVER_BIN=$(CURDIR)/$(MLSERVER_VENV)/bin/mlserver $(BIN)/python -m bench.latency

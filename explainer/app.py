@@ -20,7 +20,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from explainer import openapi
 from explainer.background_data import BackgroundStore, load_background_setting
 from explainer.engine import Engine
-from explainer.errors import ExplainerError, ModelNotFound, Overloaded
+from explainer.errors import ExplainerError, ModelNotFound, Overloaded, ShuttingDown
 from explainer.metrics import Metrics
 from explainer.payloads import (
     ExplainParameters,
@@ -55,6 +55,26 @@ class Runtime:
     predictor: Predictor
     warmed: asyncio.Event
     in_flight: int = 0
+    stopping: bool = False  # SIGTERM seen: not ready, new explanations refused
+
+
+async def drain(app: web.Application, delay: float, timeout: float) -> int:
+    """Begin a graceful stop: readiness turns false and new explanations get 503 at once;
+    after ``delay`` (for load balancers to see it) wait up to ``timeout`` for the
+    explanations in progress to finish. Returns how many were still running."""
+    runtime = app.get(RUNTIME)
+    if runtime is None:
+        return 0
+    runtime.stopping = True
+    log.info("stopping: not ready; %d explanation(s) in progress", runtime.in_flight)
+    await asyncio.sleep(delay)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while runtime.in_flight and loop.time() < deadline:
+        await asyncio.sleep(0.05)
+    if runtime.in_flight:
+        log.warning("stopping with %d explanation(s) unfinished", runtime.in_flight)
+    return runtime.in_flight
 
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -280,6 +300,9 @@ async def explain(request: web.Request) -> web.Response:
     settings, metrics = request.app[SETTINGS], request.app[METRICS]
     start = time.perf_counter()
     kind: str = settings.explainer_type
+    if runtime.stopping:
+        metrics.explains.labels(kind, "503").inc()
+        raise ShuttingDown("the explainer is shutting down; send the request to another replica")
     if runtime.in_flight >= settings.max_in_flight:
         metrics.explains.labels(kind, "429").inc()
         raise Overloaded(
@@ -318,7 +341,11 @@ async def predict(request: web.Request) -> web.Response:
 
 
 async def _is_ready(runtime: Runtime) -> bool:
-    return runtime.warmed.is_set() and await runtime.predictor.ready()
+    return (
+        not runtime.stopping
+        and runtime.warmed.is_set()
+        and await runtime.predictor.ready()
+    )
 
 
 async def model_status(request: web.Request) -> web.Response:
@@ -346,5 +373,6 @@ async def live(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
+    request.app[METRICS].tasks.set(len(asyncio.all_tasks()))
     body = generate_latest(request.app[METRICS].registry)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})

@@ -28,6 +28,7 @@ _FLAG_ALIASES = {
     "predictor_request_retries": "predictor_retries",
 }
 SHUTDOWN_TIMEOUT_SECONDS = 20.0  # below Kubernetes' 30 s grace period
+SHUTDOWN_DELAY_SECONDS = 1.0  # not ready, still listening: time for endpoints to update
 
 
 class StartupError(Exception):
@@ -147,8 +148,6 @@ def load_settings(flags: dict[str, Any]) -> Settings:
 
 
 def _serve(args: argparse.Namespace, unknown: list[str]) -> int:
-    from aiohttp import web
-
     from explainer.app import create_app
     from explainer.engine import describe
 
@@ -167,12 +166,33 @@ def _serve(args: argparse.Namespace, unknown: list[str]) -> int:
     if settings.workers > 1:
         log.info("--workers %d accepted; one event loop serves all requests", settings.workers)
     log.info("starting explainer: %s", describe(settings))
-    web.run_app(
-        app,
-        host=settings.host,
-        port=settings.http_port,
-        shutdown_timeout=SHUTDOWN_TIMEOUT_SECONDS,
-        print=None,
-        access_log=None,
-    )
+    asyncio.run(_run_until_signalled(app, settings))
     return 0
+
+
+async def _run_until_signalled(app: Any, settings: Settings) -> None:
+    """Serve until SIGTERM or SIGINT, then stop gracefully: readiness false and new
+    explanations refused at once; after ``SHUTDOWN_DELAY_SECONDS`` (for Kubernetes to take
+    the pod out of its endpoints) the explanations in progress are given the rest of
+    ``SHUTDOWN_TIMEOUT_SECONDS`` to finish; then the listener closes and the process exits,
+    all within Kubernetes' 30 s grace period."""
+    import signal
+
+    from aiohttp import web
+
+    from explainer.app import drain
+
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
+    await runner.setup()
+    await web.TCPSite(runner, settings.host, settings.http_port).start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        await stop.wait()
+        await drain(
+            app, SHUTDOWN_DELAY_SECONDS, SHUTDOWN_TIMEOUT_SECONDS - SHUTDOWN_DELAY_SECONDS
+        )
+    finally:
+        await runner.cleanup()

@@ -33,6 +33,12 @@ class Overloaded(ExplainerError):
     status = 429
 
 
+class ShuttingDown(ExplainerError):
+    """SIGTERM seen: explanations in progress finish, new ones go elsewhere."""
+
+    status = 503
+
+
 class PredictorFailed(ExplainerError):
     """The predictor answered, but with an error or an answer we cannot use."""
 

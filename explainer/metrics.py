@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
 
 
 class Metrics:
@@ -44,6 +44,13 @@ class Metrics:
             registry=self.registry,
             buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
         )
+
+        # Leak detectors, read at scrape time: asyncio tasks alive, and (Linux) the
+        # process's open file descriptors and resident memory.
+        self.tasks = Gauge(
+            "explainer_event_loop_tasks", "asyncio tasks alive", registry=self.registry
+        )
+        ProcessCollector(registry=self.registry)
 
     def predictor_call(self, seconds: float, rows: int, ok: bool) -> None:
         self.predictor_call_seconds.labels("ok" if ok else "error").observe(seconds)

@@ -29,6 +29,7 @@ from explainer.predictor import (
 
 _HEADERS = {"Content-Type": "application/json", "Accept-Encoding": "identity"}
 _RETRY_BASE_SECONDS = 0.05
+_TRANSIENT_STATUSES = frozenset({502, 503, 504})
 _SLICE_BYTES = 4 * 1024 * 1024
 # Metadata and readiness are small calls; a short inference timeout must not starve them.
 _CONTROL_TIMEOUT_SECONDS = 5.0
@@ -53,28 +54,45 @@ class RestPredictor(Predictor):
         control: bool = False,
         retries: int | None = None,
     ) -> tuple[int, bytes]:
+        """(status, body). Transient faults — a refused or reset connection, a body cut
+        off mid-way, a 502/503/504 from a gateway or a restarting server — are retried
+        with exponential backoff, at most ``retries`` times and never past the deadline:
+        the whole call, retries included, ends within the timeout."""
         timeout = self.config.timeout
         if control:
             timeout = max(timeout, _CONTROL_TIMEOUT_SECONDS)
         attempts = 1 + (self.config.retries if retries is None else retries)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
         for attempt in range(attempts):
+            last = attempt + 1 == attempts
             try:
                 async with self._session.request(
                     method,
                     url,
                     data=None if payload is None else _slices(payload),
                     headers=_HEADERS,
-                    timeout=aiohttp.ClientTimeout(total=timeout),
+                    timeout=aiohttp.ClientTimeout(total=max(deadline - loop.time(), 0.001)),
                 ) as response:
-                    return response.status, await response.read()
+                    status, body = response.status, await response.read()
+                if status not in _TRANSIENT_STATUSES or last:
+                    return status, body
+                cause = f"HTTP {status}"
             except TimeoutError:
                 raise PredictorTimeout(
                     f"predictor did not answer {method} {url} within {timeout:g} s"
                 ) from None
-            except (aiohttp.ClientConnectionError, OSError) as exc:
-                if attempt + 1 == attempts:
+            except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, OSError) as exc:
+                if last:
                     raise unavailable(self.config.base_url, type(exc).__name__, attempts) from None
-                await asyncio.sleep(_RETRY_BASE_SECONDS * 2**attempt)
+                cause = type(exc).__name__
+            pause = _RETRY_BASE_SECONDS * 2**attempt
+            if loop.time() + pause >= deadline:
+                raise PredictorTimeout(
+                    f"predictor did not answer {method} {url} within {timeout:g} s "
+                    f"({attempt + 1} attempt(s), last: {cause})"
+                )
+            await asyncio.sleep(pause)
         raise AssertionError("unreachable")
 
     def failure(self, status: int, body: bytes) -> PredictorFailed | PredictorUnavailable:
