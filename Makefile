@@ -3,7 +3,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 # The predictors under test run in their own environments, as they would in their own
-# containers: MLServer (v2 REST and gRPC) and KServe's Python model server (v1).
+# containers: MLServer (v2 REST and gRPC) and KServe's Python model server (v1); so do
+# moto's S3 server, locust and pip-audit.
 MLSERVER_VENV := .venv-mlserver
 KSERVE_VENV := .venv-kserve
 MOTO_VENV := .venv-moto
@@ -21,29 +22,11 @@ $(VENV)/.test: $(VENV)/.runtime
 	$(BIN)/pip install -q -c constraints.txt -e '.[test]'
 	touch $@
 
-$(MLSERVER_VENV)/.installed: requirements/mlserver.txt requirements/mlserver-constraints.txt
-	test -x $(MLSERVER_VENV)/bin/python || $(PYTHON) -m venv $(MLSERVER_VENV)
-	$(MLSERVER_VENV)/bin/pip install -q -c requirements/mlserver-constraints.txt -r requirements/mlserver.txt
-	touch $@
-
-$(KSERVE_VENV)/.installed: requirements/kserve.txt requirements/kserve-constraints.txt
-	test -x $(KSERVE_VENV)/bin/python || $(PYTHON) -m venv $(KSERVE_VENV)
-	$(KSERVE_VENV)/bin/pip install -q -c requirements/kserve-constraints.txt -r requirements/kserve.txt
-	touch $@
-
-$(MOTO_VENV)/.installed: requirements/moto.txt requirements/moto-constraints.txt
-	test -x $(MOTO_VENV)/bin/python || $(PYTHON) -m venv $(MOTO_VENV)
-	$(MOTO_VENV)/bin/pip install -q -c requirements/moto-constraints.txt -r requirements/moto.txt
-	touch $@
-
-$(AUDIT_VENV)/.installed: requirements/audit.txt requirements/audit-constraints.txt
-	test -x $(AUDIT_VENV)/bin/python || $(PYTHON) -m venv $(AUDIT_VENV)
-	$(AUDIT_VENV)/bin/pip install -q -c requirements/audit-constraints.txt -r requirements/audit.txt
-	touch $@
-
-$(LOCUST_VENV)/.installed: requirements/locust.txt requirements/locust-constraints.txt
-	test -x $(LOCUST_VENV)/bin/python || $(PYTHON) -m venv $(LOCUST_VENV)
-	$(LOCUST_VENV)/bin/pip install -q -c requirements/locust-constraints.txt -r requirements/locust.txt
+# Each tool the tests start gets its own environment, .venv-<tool>, installed from
+# requirements/<tool>.txt under requirements/<tool>-constraints.txt.
+.venv-%/.installed: requirements/%.txt requirements/%-constraints.txt
+	test -x .venv-$*/bin/python || $(PYTHON) -m venv .venv-$*
+	.venv-$*/bin/pip install -q -c requirements/$*-constraints.txt -r requirements/$*.txt
 	touch $@
 
 # Known vulnerabilities in any pinned environment fail; unreachable lookups are reported.

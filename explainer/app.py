@@ -341,11 +341,7 @@ async def predict(request: web.Request) -> web.Response:
 
 
 async def _is_ready(runtime: Runtime) -> bool:
-    return (
-        not runtime.stopping
-        and runtime.warmed.is_set()
-        and await runtime.predictor.ready()
-    )
+    return not runtime.stopping and runtime.warmed.is_set() and await runtime.predictor.ready()
 
 
 async def model_status(request: web.Request) -> web.Response:

@@ -191,8 +191,6 @@ async def _run_until_signalled(app: Any, settings: Settings) -> None:
         loop.add_signal_handler(signum, stop.set)
     try:
         await stop.wait()
-        await drain(
-            app, SHUTDOWN_DELAY_SECONDS, SHUTDOWN_TIMEOUT_SECONDS - SHUTDOWN_DELAY_SECONDS
-        )
+        await drain(app, SHUTDOWN_DELAY_SECONDS, SHUTDOWN_TIMEOUT_SECONDS - SHUTDOWN_DELAY_SECONDS)
     finally:
         await runner.cleanup()

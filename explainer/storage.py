@@ -54,8 +54,9 @@ def scheme(uri: str) -> str:
     return found if found in REMOTE_SCHEMES else ""
 
 
-def suffix(uri: str) -> str:
-    return PurePosixPath(urlsplit(uri).path if scheme(uri) else uri).suffix.lower()
+def suffix(path: str) -> str:
+    """The lower-case suffix of a URI, a local path, or a path within a filesystem."""
+    return PurePosixPath(urlsplit(path).path if "://" in path else path).suffix.lower()
 
 
 def s3_options(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
@@ -118,9 +119,7 @@ def resolve(uri: str, suffixes: tuple[str, ...] = DATA_SUFFIXES) -> tuple[Any, s
         if not fs.isdir(path):
             raise FileNotFoundError(path)
         found = sorted(
-            p
-            for p in fs.ls(path, detail=False)
-            if PurePosixPath(p).suffix.lower() in suffixes and fs.isfile(p)
+            p for p in fs.ls(path, detail=False) if suffix(p) in suffixes and fs.isfile(p)
         )
     except Exception as exc:  # fsspec backends raise many kinds; make them one line
         raise StorageError(describe(exc, uri)) from None
@@ -143,7 +142,7 @@ def open_binary(
     except Exception as exc:
         raise StorageError(describe(exc, uri)) from None
     with handle:
-        yield handle, PurePosixPath(urlsplit(path).path if "://" in path else path).suffix.lower()
+        yield handle, suffix(path)
 
 
 def download(uri: str, stem: Path, suffixes: tuple[str, ...] = DATA_SUFFIXES) -> Path:

@@ -130,23 +130,17 @@ def plan(instance: np.ndarray, context: LimeContext) -> LimePlan:
     rest = context.samples - 1
     n_units = min(REPLICATES, rest)
     sizes = [rest // n_units + (r < rest % n_units) for r in range(n_units)]
-    draws = _replicates(instance, stats, sizes, 0, context.seed)
-    use_controls = context.samples >= CONTROL_RATIO * (m + draws.controls.shape[1])
-    width = float(context.kernel_width or 0.75 * np.sqrt(m))
-    instance_draw = _replicates(instance, stats, [], 0, context.seed)  # row 0 alone
-    rows = np.concatenate([instance_draw.rows, draws.rows])
-    binary = np.concatenate([instance_draw.binary, draws.binary])
-    controls = np.concatenate([instance_draw.controls, draws.controls])
-    if not use_controls:
+    draws = _replicates(instance, stats, sizes, 0, context.seed, with_instance=True)
+    controls = draws.controls
+    if context.samples < CONTROL_RATIO * (m + controls.shape[1]):
         controls = controls[:, :0]
-    units = np.concatenate([np.array([-1], dtype=np.int64), draws.units])
-    weights = kernels.lime_kernel_weights(binary, width)
+    width = float(context.kernel_width or 0.75 * np.sqrt(m))
     return LimePlan(
-        rows,
-        binary,
+        draws.rows,
+        draws.binary,
         controls,
-        weights,
-        units,
+        kernels.lime_kernel_weights(draws.binary, width),
+        draws.units,
         n_units,
         context.seed,
         stats,
@@ -185,12 +179,17 @@ class _Draws:
 
 
 def _replicates(
-    instance: np.ndarray, stats: LimeStatistics, sizes: list[int], first: int, seed: int
+    instance: np.ndarray,
+    stats: LimeStatistics,
+    sizes: list[int],
+    first: int,
+    seed: int,
+    with_instance: bool = False,
 ) -> _Draws:
     """Perturbed rows, their binary representation, control variates and replicate
     numbers for replicates ``first``, ``first + 1``, ... — each an independently
     scrambled Sobol sequence seeded by (seed, its number), so a plan grows the same way
-    in any process. With no ``sizes``: the instance's own row."""
+    in any process. ``with_instance``: preceded by the instance's own row (unit −1)."""
     m = instance.shape[0]
     blocks = []
     for r, size in enumerate(sizes, start=first):
@@ -212,13 +211,14 @@ def _replicates(
         stats.bin_std,
         np.ascontiguousarray(uniforms),
     )
-    units = np.repeat(np.arange(first, first + len(sizes)), sizes).astype(np.int64)
-    offset = 0 if not sizes else 1
+    numbers = np.repeat(np.arange(first, first + len(sizes)), sizes)
+    units = np.concatenate([[-1], numbers]).astype(np.int64)  # row 0: the instance
+    offset = 0 if with_instance else 1
     return _Draws(
         rows[offset:],
         binary[offset:],
         controls(stats, instance_bins, bins, positions, binary)[offset:],
-        units,
+        units[offset:],
     )
 
 

@@ -7,6 +7,7 @@ import json
 import os
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -56,6 +57,35 @@ def stop(process: subprocess.Popen[Any]) -> None:
         process.wait(timeout=20)
     except subprocess.TimeoutExpired:
         process.kill()
+
+
+def start_explainer(
+    model: str, predictor: str, *flags: str, stderr: Any = subprocess.DEVNULL
+) -> tuple[subprocess.Popen[bytes], str]:
+    """(process, base URL) of ``explainer serve`` for ``model`` on a free loopback port,
+    scoring with ``predictor`` (host:port); ``flags`` are more of its flags. Not waited
+    for: poll ``/v2/health/ready`` (``wait_ok``)."""
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "explainer",
+            "serve",
+            "--model_name",
+            model,
+            "--predictor_host",
+            predictor,
+            "--http_port",
+            str(port),
+            "--host",
+            "127.0.0.1",
+            *flags,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=stderr,
+    )
+    return process, f"http://127.0.0.1:{port}"
 
 
 def write_csv(path: Path, rows: np.ndarray, names: list[str] | None) -> None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -19,8 +18,8 @@ import requests
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import Predictor, free_port
-from tests.mlserver import stop, wait_ok
+from tests.conftest import Predictor
+from tests.mlserver import start_explainer, stop, wait_ok
 
 EXPLAIN = "/v1/models/credit:explain"
 ANSWERED = {200, 400, 404, 405, 413, 429}
@@ -37,40 +36,25 @@ tried = {"requests": 0}
 
 @pytest.fixture(scope="module")
 def server(mlserver: Predictor) -> Iterator[str]:
-    port = free_port()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "explainer",
-            "serve",
-            "--model_name",
-            "credit",
-            "--predictor_host",
-            mlserver.host,
-            "--http_port",
-            str(port),
-            "--host",
-            "127.0.0.1",
-            "--background_data",
-            str(mlserver.data / "credit.csv"),
-            "--explainer_type",
-            "ALL",
-            "--lime_samples",
-            "60",
-            "--shap_samples",
-            "16",
-            "--lime_max_samples",
-            "400",
-            "--shap_max_samples",
-            "64",
-            "--max_rows",
-            "4",
-        ],
-        stdout=subprocess.DEVNULL,
+    process, url = start_explainer(
+        "credit",
+        mlserver.host,
+        "--background_data",
+        str(mlserver.data / "credit.csv"),
+        "--explainer_type",
+        "ALL",
+        "--lime_samples",
+        "60",
+        "--shap_samples",
+        "16",
+        "--lime_max_samples",
+        "400",
+        "--shap_max_samples",
+        "64",
+        "--max_rows",
+        "4",
         stderr=subprocess.PIPE,
     )
-    url = f"http://127.0.0.1:{port}"
     try:
         wait_ok(f"{url}/v2/health/ready", process)
         yield url

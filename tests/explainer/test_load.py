@@ -12,7 +12,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -23,8 +22,8 @@ import pytest
 import requests
 
 from explainer.cli import SHUTDOWN_TIMEOUT_SECONDS
-from tests.conftest import Predictor, free_port
-from tests.mlserver import REPO, stop, wait_ok
+from tests.conftest import Predictor
+from tests.mlserver import REPO, start_explainer, stop, wait_ok
 
 LOCUST_BIN = Path(os.environ.get("LOCUST_BIN", REPO / ".venv-locust" / "bin" / "locust"))
 SECONDS = int(os.environ.get("SOAK_SECONDS", "10"))
@@ -32,31 +31,16 @@ USERS = 32
 
 
 def serve(mlserver: Predictor, model: str, *flags: str) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "explainer",
-            "serve",
-            "--model_name",
-            model,
-            "--predictor_host",
-            mlserver.host,
-            "--http_port",
-            str(port),
-            "--host",
-            "127.0.0.1",
-            "--background_data",
-            str(mlserver.data / f"{model}.csv"),
-            "--explainer_type",
-            "ALL",
-            *flags,
-        ],
-        stdout=subprocess.DEVNULL,
+    process, url = start_explainer(
+        model,
+        mlserver.host,
+        "--background_data",
+        str(mlserver.data / f"{model}.csv"),
+        "--explainer_type",
+        "ALL",
+        *flags,
         stderr=subprocess.PIPE,
     )
-    url = f"http://127.0.0.1:{port}"
     wait_ok(f"{url}/v2/health/ready", process)
     return process, url
 
