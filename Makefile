@@ -11,7 +11,7 @@ MOTO_VENV := .venv-moto
 AUDIT_VENV := .venv-audit
 LOCUST_VENV := .venv-locust
 
-.PHONY: demo test lint typecheck audit unit soak clean bench-latency bench-startup bench-accuracy bench-batch bench-reference bench-background
+.PHONY: demo test lint typecheck audit unit soak clean bench bench-startup bench-accuracy bench-batch bench-background
 
 $(VENV)/.runtime: pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -57,8 +57,9 @@ test: lint typecheck audit unit
 clean:
 	rm -rf $(VENV) $(MLSERVER_VENV) $(KSERVE_VENV) $(MOTO_VENV) $(AUDIT_VENV) $(LOCUST_VENV) .pytest_cache .mypy_cache .ruff_cache
 
-bench-latency: $(VENV)/.test $(MLSERVER_VENV)/.installed
-	MLSERVER_BIN=$(CURDIR)/$(MLSERVER_VENV)/bin/mlserver $(BIN)/python -m bench.latency
+# This project against lime + shap and against the predictor alone, in one run (bench/perf).
+bench: $(VENV)/.test $(MLSERVER_VENV)/.installed
+	MLSERVER_BIN=$(CURDIR)/$(MLSERVER_VENV)/bin/mlserver $(BIN)/python -m bench.perf
 
 bench-startup: $(VENV)/.test $(MLSERVER_VENV)/.installed
 	MLSERVER_BIN=$(CURDIR)/$(MLSERVER_VENV)/bin/mlserver $(BIN)/python -m bench.startup
@@ -68,9 +69,6 @@ bench-accuracy: $(VENV)/.test
 
 bench-batch: $(VENV)/.test
 	$(BIN)/python -m bench.batch
-
-bench-reference: $(VENV)/.test $(MLSERVER_VENV)/.installed
-	MLSERVER_BIN=$(CURDIR)/$(MLSERVER_VENV)/bin/mlserver $(BIN)/python -m bench.reference
 
 bench-background: $(VENV)/.test $(MOTO_VENV)/.installed
 	MOTO_BIN=$(CURDIR)/$(MOTO_VENV)/bin/moto_server $(BIN)/python -m bench.background

@@ -164,6 +164,8 @@ def make_predictor(
         output=settings.predictor_output,
         max_batch=settings.predictor_max_batch,
         max_concurrency=settings.predictor_max_concurrency,
+        coalesce=settings.predictor_coalesce,
+        coalesce_wait=settings.predictor_batch_wait_ms / 1000,
         timeout=settings.predictor_timeout,
         retries=settings.predictor_retries,
         ca_bundle=settings.predictor_ca_bundle,

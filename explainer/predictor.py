@@ -16,10 +16,12 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import numpy as np
 
+from explainer.coalescing import Coalescer
 from explainer.errors import PredictorFailed, PredictorUnavailable
 
 log = logging.getLogger(__name__)
@@ -96,6 +98,8 @@ class PredictorConfig:
     timeout: float = 60.0
     retries: int = 2
     ca_bundle: str | None = None
+    coalesce: bool = True  # concurrent requests' rows share calls (explainer.coalescing)
+    coalesce_wait: float = 0.002  # seconds a partly filled call may wait for more rows
 
 
 class Predictor(ABC):
@@ -113,6 +117,9 @@ class Predictor(ABC):
         self._output_settled = config.output is not None or not self.chooses_output
         self.rows_sent = 0
         self.calls = 0
+        self.bytes_sent = 0  # inference payloads on the wire, as the transport encoded them
+        self.bytes_received = 0
+        self._coalescer: Coalescer | None = None
 
     # ---- the protocol-specific part --------------------------------------------------------
 
@@ -128,8 +135,10 @@ class Predictor(ABC):
     async def ready(self) -> bool:
         """Whether the predictor says the model is ready; False if it cannot be asked."""
 
-    async def close(self) -> None:  # noqa: B027 - optional for transports without resources
-        """Release what the transport holds."""
+    async def close(self) -> None:
+        """Release what the transport holds (subclasses extend this)."""
+        if self._coalescer is not None:
+            await self._coalescer.close()
 
     def rows_per_call(self, features: int) -> int:
         return self.config.max_batch
@@ -175,6 +184,15 @@ class Predictor(ABC):
         if not self._output_settled:
             await self.settle_output(rows[:1])
         size = max(1, self.rows_per_call(rows.shape[1]))
+        if self.config.coalesce:
+            if self._coalescer is None or self._coalescer.max_rows != size:
+                self._coalescer = Coalescer(
+                    partial(self._call, output=self._output),
+                    size,
+                    self.config.max_concurrency,
+                    self.config.coalesce_wait,
+                )
+            return await self._coalescer.score(rows)
         chunks = [rows[i : i + size] for i in range(0, rows.shape[0], size)]
         results = await asyncio.gather(*(self._call(chunk, self._output) for chunk in chunks))
         return results[0] if len(results) == 1 else np.concatenate(results)

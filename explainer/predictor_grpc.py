@@ -54,6 +54,7 @@ class GrpcV2Predictor(Predictor):
         )
 
     async def close(self) -> None:
+        await super().close()
         await self._client.close()
 
     def rows_per_call(self, features: int) -> int:
@@ -115,6 +116,8 @@ class GrpcV2Predictor(Predictor):
             raise PredictorFailed("predictor answered with no output tensor")
         name = output if output is not None else response.outputs[0].name
         values = result.as_numpy(name)
+        self.bytes_sent += encoded.nbytes
+        self.bytes_received += 0 if values is None else values.nbytes
         if values is None:
             raise PredictorFailed(f"predictor answered without the output '{name}'")
         if values.dtype.kind not in "iuf":

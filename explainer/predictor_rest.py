@@ -172,6 +172,8 @@ class V2RestPredictor(RestPredictor):
             request["outputs"] = [{"name": output}]
         payload = orjson.dumps(request, option=orjson.OPT_SERIALIZE_NUMPY)
         status, body = await self.request("POST", f"{self.model_url}/infer", payload)
+        self.bytes_sent += len(payload)
+        self.bytes_received += len(body)
         if status != 200:
             raise self.failure(status, body)
         return _v2_scores(body, rows.shape[0], output)
@@ -206,6 +208,8 @@ class V1RestPredictor(RestPredictor):
             {"instances": self.encode_rows(rows)}, option=orjson.OPT_SERIALIZE_NUMPY
         )
         status, body = await self.request("POST", f"{self.model_url}:predict", payload)
+        self.bytes_sent += len(payload)
+        self.bytes_received += len(body)
         if status != 200:
             raise self.failure(status, body)
         try:

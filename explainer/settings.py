@@ -176,6 +176,19 @@ class Settings(BaseSettings):
         validation_alias=_env("predictor_max_concurrency", "PREDICTOR_MAX_CONCURRENCY"),
         description="Most predictor calls in flight at once.",
     )
+    predictor_coalesce: bool = Field(
+        True,
+        validation_alias=_env("predictor_coalesce", "PREDICTOR_COALESCE"),
+        description="Let concurrent requests' rows share predictor calls.",
+    )
+    predictor_batch_wait_ms: float = Field(
+        2.0,
+        ge=0,
+        le=1000,
+        validation_alias=_env("predictor_batch_wait_ms", "PREDICTOR_BATCH_WAIT_MS"),
+        description="Milliseconds a partly filled predictor call may wait for other "
+        "requests' rows while calls are in flight (never when the predictor is idle).",
+    )
     predictor_timeout: float = Field(
         60.0,
         gt=0,

@@ -33,6 +33,8 @@ class FaultProxy:
         self.failures = 0  # with mode != pass: misbehave this many times, then pass (0: always)
         self.delay = 5.0
         self.inference_calls = 0
+        self.call_rows: list[int] = []  # rows in each inference call forwarded
+        self.poison: float | None = None  # refuse (400) any call with a row holding this value
         self._runner: web.AppRunner | None = None
         self._session: aiohttp.ClientSession | None = None
 
@@ -57,6 +59,7 @@ class FaultProxy:
     def set(self, mode: str, failures: int = 0) -> None:
         assert mode in MODES, mode
         self.mode, self.failures, self.inference_calls = mode, failures, 0
+        self.call_rows = []
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         body = await request.read()
@@ -65,6 +68,10 @@ class FaultProxy:
             self.inference_calls += 1
             if self.failures == 0 or self.inference_calls <= self.failures:
                 mode = self.mode
+            tensor = orjson.loads(body)["inputs"][0]
+            if self.poison is not None and self.poison in tensor["data"]:
+                return web.json_response({"error": "value out of range"}, status=400)
+            self.call_rows.append(int(tensor["shape"][0]))
         if mode == "drop":
             assert request.transport is not None
             request.transport.close()

@@ -1,0 +1,181 @@
+"""Clients of ``make bench``: sequential and concurrent ``:explain`` callers, and the
+predictor alone scoring an explanation's rows through this project's own transport."""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import numpy as np
+import orjson
+
+from explainer.predictor import Predictor, PredictorConfig
+from explainer.predictor_grpc import GrpcV2Predictor
+from explainer.predictor_rest import V2RestPredictor
+from explainers import kernel_shap, lime
+from explainers.background import summarize
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmRSS")
+
+
+def explanation_rows(
+    x: np.ndarray, background: np.ndarray, kind: str, lime_samples: int, shap_samples: int
+) -> np.ndarray:
+    """The rows the explainer sends for one row (its plans, seeded as it seeds them)."""
+    parts = []
+    if kind in ("LIME", "ALL"):
+        stats = lime.LimeStatistics.from_training(background)
+        parts.append(lime.plan(x, lime.LimeContext(stats, samples=lime_samples, seed=0)).rows)
+    if kind in ("SHAP", "ALL"):
+        summary = summarize(background, background.shape[0])
+        context = kernel_shap.ShapContext(summary, samples=shap_samples, seed=0)
+        parts.append(kernel_shap.plan(x, context).rows)
+    return np.concatenate(parts)
+
+
+def percentile(times: list[float], q: float) -> float:
+    return float(np.percentile(times, q))
+
+
+@dataclass
+class Sequential:
+    first: float
+    times: list[float]  # after the first
+    answer: dict[str, Any]
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.times)
+
+
+async def sequential(url: str, instances: list[list[float]], repeats: int) -> Sequential:
+    """One client: the first request after start, then ``repeats`` more (other rows)."""
+    times, answer = [], {}
+    async with aiohttp.ClientSession() as session:
+        for i in range(repeats + 1):
+            body = orjson.dumps({"instances": [instances[i % len(instances)]]})
+            start = time.perf_counter()
+            async with session.post(url, data=body) as response:
+                payload = await response.read()
+                if response.status != 200:
+                    raise RuntimeError(f"{response.status}: {payload[:300]!r}")
+            times.append(time.perf_counter() - start)
+            if i == 0:
+                answer = orjson.loads(payload)
+    return Sequential(times[0], times[1:], answer)
+
+
+@dataclass
+class Load:
+    explanations: int
+    errors: int
+    seconds: float
+    latencies: list[float]
+
+    @property
+    def per_second(self) -> float:
+        return self.explanations / self.seconds
+
+
+async def load(url: str, instances: list[list[float]], clients: int, seconds: float) -> Load:
+    """``clients`` concurrent clients, each sending its next request when answered."""
+    latencies: list[float] = []
+    errors = 0
+    start = time.perf_counter()
+    deadline = start + seconds
+    timeout = aiohttp.ClientTimeout(total=600)
+
+    async def client(k: int, session: aiohttp.ClientSession) -> None:
+        nonlocal errors
+        i = k
+        while time.perf_counter() < deadline:
+            body = orjson.dumps({"instances": [instances[i % len(instances)]]})
+            began = time.perf_counter()
+            async with session.post(url, data=body) as response:
+                await response.read()
+                if response.status == 200:
+                    latencies.append(time.perf_counter() - began)
+                else:
+                    errors += 1
+            i += clients
+
+    connector = aiohttp.TCPConnector(limit=clients)
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+        await asyncio.gather(*(client(k, session) for k in range(clients)))
+    return Load(len(latencies), errors, time.perf_counter() - start, latencies)
+
+
+def predictor_client(
+    session: aiohttp.ClientSession, protocol: str, address: str, model: str
+) -> Predictor:
+    config = PredictorConfig(base_url=address, model_name=model)
+    if protocol == "grpc-v2":
+        return GrpcV2Predictor(config)
+    return V2RestPredictor(session, config)
+
+
+@dataclass
+class Alone:
+    times: list[float]
+    bytes_on_wire: int
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.times)
+
+
+async def predictor_alone(
+    protocol: str, address: str, model: str, rows: np.ndarray, repeats: int
+) -> Alone:
+    """The predictor scoring exactly ``rows``, split and sent as the explainer sends them."""
+    async with aiohttp.ClientSession() as session:
+        predictor = predictor_client(session, protocol, address, model)
+        try:
+            await predictor.load_metadata()
+            await predictor.infer(rows)  # warm
+            predictor.bytes_sent = predictor.bytes_received = 0
+            times = []
+            for _ in range(repeats):
+                start = time.perf_counter()
+                await predictor.infer(rows)
+                times.append(time.perf_counter() - start)
+            wire = (predictor.bytes_sent + predictor.bytes_received) // repeats
+        finally:
+            await predictor.close()
+    return Alone(times, wire)
+
+
+async def predictor_rows_per_second(
+    protocol: str, address: str, model: str, rows: np.ndarray, clients: int, seconds: float
+) -> float:
+    """The predictor's own throughput: ``clients`` callers each sending ``rows`` again and
+    again through this project's client for ``seconds``."""
+    async with aiohttp.ClientSession() as session:
+        predictor = predictor_client(session, protocol, address, model)
+        try:
+            await predictor.load_metadata()
+            await predictor.infer(rows)
+            sent = 0
+            start = time.perf_counter()
+            deadline = start + seconds
+
+            async def client() -> None:
+                nonlocal sent
+                while time.perf_counter() < deadline:
+                    await predictor.infer(rows)
+                    sent += rows.shape[0]
+
+            await asyncio.gather(*(client() for _ in range(clients)))
+            return sent / (time.perf_counter() - start)
+        finally:
+            await predictor.close()

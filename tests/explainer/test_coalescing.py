@@ -1,0 +1,102 @@
+"""Cross-request batching against the real MLServer, seen through a proxy that records
+every inference call: concurrent explanations share calls (bounded in size), each is the
+same explanation it would be alone, and one request's rows the predictor refuses fail
+that request only."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+import pytest
+
+from tests.conftest import ExplainerFactory, Predictor, free_port
+from tests.fault_proxy import FaultProxy
+
+CLIENTS = 16
+MAX_BATCH = 2048
+LIME_SAMPLES = 300
+
+
+@pytest.fixture
+async def proxy(mlserver: Predictor) -> AsyncIterator[FaultProxy]:
+    faults = FaultProxy(mlserver.url, free_port())
+    await faults.start()
+    yield faults
+    await faults.close()
+
+
+async def start(
+    explainer: ExplainerFactory, mlserver: Predictor, proxy: FaultProxy, **settings: Any
+) -> Any:
+    return await explainer(
+        "credit",
+        predictor_host=f"127.0.0.1:{proxy.port}",
+        background_data=str(mlserver.data / "credit.csv"),
+        explainer_type="ALL",
+        lime_samples=LIME_SAMPLES,
+        shap_samples=8,
+        predictor_max_batch=MAX_BATCH,
+        max_in_flight=CLIENTS,
+        **settings,
+    )
+
+
+async def explain(client: Any, row: list[float]) -> tuple[int, dict[str, Any]]:
+    response = await client.post(
+        "/v1/models/credit:explain", data=orjson.dumps({"instances": [row]})
+    )
+    body = orjson.loads(await response.read())
+    body.pop("timestamp", None)
+    return response.status, body
+
+
+def rows(mlserver: Predictor) -> list[list[float]]:
+    return [r.tolist() for r in mlserver.models["credit"].test[:CLIENTS]]
+
+
+async def test_concurrent_requests_share_calls_and_get_their_own_explanations(
+    explainer: ExplainerFactory, mlserver: Predictor, proxy: FaultProxy
+) -> None:
+    client = await start(explainer, mlserver, proxy)
+    proxy.set("pass")  # forget the start-up calls
+    alone = [await explain(client, row) for row in rows(mlserver)]
+    assert len(proxy.call_rows) == CLIENTS  # one at a time: one call each, nothing waits
+    sent_alone = sum(proxy.call_rows)
+    proxy.set("slow")
+    proxy.delay = 0.2  # calls stay in flight, so the others' rows accumulate
+    together = await asyncio.gather(*(explain(client, row) for row in rows(mlserver)))
+    assert together == alone
+    assert sum(proxy.call_rows) == sent_alone  # no row lost or sent twice
+    assert len(proxy.call_rows) < CLIENTS / 2, proxy.call_rows
+    assert max(proxy.call_rows) <= MAX_BATCH  # bounded size
+
+
+async def test_without_coalescing_every_request_makes_its_own_call(
+    explainer: ExplainerFactory, mlserver: Predictor, proxy: FaultProxy
+) -> None:
+    client = await start(explainer, mlserver, proxy, predictor_coalesce=False)
+    proxy.set("slow")
+    proxy.delay = 0.2
+    answers = await asyncio.gather(*(explain(client, row) for row in rows(mlserver)))
+    assert all(status == 200 for status, _ in answers)
+    assert len(proxy.call_rows) == CLIENTS
+
+
+async def test_rows_the_predictor_refuses_fail_only_their_own_request(
+    explainer: ExplainerFactory, mlserver: Predictor, proxy: FaultProxy
+) -> None:
+    client = await start(explainer, mlserver, proxy)
+    good = rows(mlserver)[:8]
+    alone = [await explain(client, row) for row in good]
+    poisoned = list(good[0])
+    poisoned[0] = 12345.5
+    proxy.poison = 12345.5
+    proxy.set("slow")
+    proxy.delay = 0.2
+    answers = await asyncio.gather(*(explain(client, row) for row in [poisoned, *good]))
+    status, body = answers[0]
+    assert status == 502 and "value out of range" in body["error"], body
+    assert answers[1:] == alone
