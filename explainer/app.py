@@ -164,6 +164,7 @@ def make_predictor(
         output=settings.predictor_output,
         max_batch=settings.predictor_max_batch,
         max_concurrency=settings.predictor_max_concurrency,
+        binary=settings.predictor_binary,
         coalesce=settings.predictor_coalesce,
         coalesce_wait=settings.predictor_batch_wait_ms / 1000,
         timeout=settings.predictor_timeout,

@@ -1,9 +1,10 @@
 """The transport-agnostic service layer: rows in, explanations out.
 
 The HTTP handlers (and later the batch runner) call this. For one request it plans
-every row's LIME and SHAP perturbations, sends all of them to the predictor together
-(split only by the predictor's batch limit), and fits the explanations from the
-scores. CPU work runs on the executor so the event loop keeps serving.
+every row's LIME and SHAP perturbations, sends them to the predictor in as few calls as
+its batch limit allows (LIME's and SHAP's concurrently, so that each one's CPU work
+overlaps the other's predictor time), and fits the explanations from the scores. CPU
+work runs on the executor so the event loop keeps serving.
 """
 
 from __future__ import annotations
@@ -146,22 +147,17 @@ class Engine:
         fitted: list[dict[str, Saliencies]] = []
         width = 0
         # Rows are explained in groups whose perturbations fill the predictor calls in
-        # flight, so memory stays bounded however many rows a request has.
+        # flight, so memory stays bounded however many rows a request has. Within a group
+        # each kind (LIME, SHAP) plans, scores and fits on its own, concurrently: one kind's
+        # CPU work overlaps the other's predictor calls (and shares them where they meet).
         for group in self._groups(rows, job):
-            start = time.perf_counter()
-            plans = await self._run(partial(self._plan_rows, group, snapshot, job))
-            timings["plan"] += time.perf_counter() - start
-            runs = [{kind: _Run(plan) for kind, plan in per_row.items()} for per_row in plans]
-            await self._score([run for per_row in runs for run in per_row.values()], timings)
-            for _ in range(MAX_ROUNDS if job.tolerance is not None else 0):
-                growing = await self._run(partial(self._grow, runs, job))
-                if not growing:
-                    break
-                await self._score(growing, timings)
-            fitted.extend(
-                {kind: run.result(job) for kind, run in per_row.items()} for per_row in runs
+            per_kind = await asyncio.gather(
+                *(self._explain_kind(kind, group, snapshot, job, timings) for kind in job.kinds)
             )
-            width = runs[0][job.kinds[0]].scores.shape[1]
+            by_kind = dict(zip(job.kinds, per_kind, strict=True))
+            for r in range(group.shape[0]):
+                fitted.append({kind: runs[r].result(job) for kind, runs in by_kind.items()})
+            width = per_kind[0][0].scores.shape[1]
 
         outputs, selected = self._outputs(width, request.parameters.target)
         facts = {kind: {"background": snapshot.description} for kind in job.kinds}
@@ -184,15 +180,31 @@ class Engine:
         await self._run(partial(_fit_runs, runs))
         timings["fit"] += time.perf_counter() - start
 
-    def _grow(self, runs: list[dict[str, _Run]], job: _Job) -> list[_Run]:
+    async def _explain_kind(
+        self,
+        kind: str,
+        group: np.ndarray,
+        snapshot: BackgroundSnapshot,
+        job: _Job,
+        timings: dict[str, float],
+    ) -> list[_Run]:
+        """One kind's explanations of ``group``: plan, score, grow to the tolerance, fit."""
+        start = time.perf_counter()
+        plans = await self._run(partial(self._plan_rows, kind, group, snapshot, job))
+        timings["plan"] += time.perf_counter() - start
+        runs = [_Run(plan) for plan in plans]
+        await self._score(runs, timings)
+        for _ in range(MAX_ROUNDS if job.tolerance is not None else 0):
+            growing = await self._run(partial(self._grow, runs, job))
+            if not growing:
+                break
+            await self._score(growing, timings)
+        return runs
+
+    def _grow(self, runs: list[_Run], job: _Job) -> list[_Run]:
         """Extend the runs whose widest interval is over the tolerance, within the caps."""
         assert job.tolerance is not None
-        growing = []
-        for per_row in runs:
-            for run in per_row.values():
-                if run.extend(job.tolerance, self.settings):
-                    growing.append(run)
-        return growing
+        return [run for run in runs if run.extend(job.tolerance, self.settings)]
 
     def _groups(self, rows: np.ndarray, job: _Job) -> list[np.ndarray]:
         per_row = 0
@@ -280,23 +292,20 @@ class Engine:
         return _Job(kinds, lime_samples, shap_samples, seed, params.tolerance)
 
     def _plan_rows(
-        self, rows: np.ndarray, snapshot: BackgroundSnapshot, job: _Job
-    ) -> list[dict[str, lime.LimePlan | kernel_shap.ShapPlan]]:
-        return [self._plan(row, snapshot, job) for row in rows]
+        self, kind: str, rows: np.ndarray, snapshot: BackgroundSnapshot, job: _Job
+    ) -> list[lime.LimePlan | kernel_shap.ShapPlan]:
+        return [self._plan(kind, row, snapshot, job) for row in rows]
 
     def _plan(
-        self, row: np.ndarray, snapshot: BackgroundSnapshot, job: _Job
-    ) -> dict[str, lime.LimePlan | kernel_shap.ShapPlan]:
-        plans: dict[str, lime.LimePlan | kernel_shap.ShapPlan] = {}
-        if "LIME" in job.kinds:
+        self, kind: str, row: np.ndarray, snapshot: BackgroundSnapshot, job: _Job
+    ) -> lime.LimePlan | kernel_shap.ShapPlan:
+        if kind == "LIME":
             context = lime.LimeContext(snapshot.lime, samples=job.lime_samples, seed=job.seed)
-            plans["LIME"] = lime.plan(row, context)
-        if "SHAP" in job.kinds:
-            shap_context = kernel_shap.ShapContext(
-                snapshot.shap, samples=job.shap_samples, seed=job.seed
-            )
-            plans["SHAP"] = kernel_shap.plan(row, shap_context)
-        return plans
+            return lime.plan(row, context)
+        shap_context = kernel_shap.ShapContext(
+            snapshot.shap, samples=job.shap_samples, seed=job.seed
+        )
+        return kernel_shap.plan(row, shap_context)
 
     def output_names(self, k: int) -> list[str]:
         """A one-column output the predictor's metadata declares is named after it; else

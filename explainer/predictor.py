@@ -98,6 +98,7 @@ class PredictorConfig:
     timeout: float = 60.0
     retries: int = 2
     ca_bundle: str | None = None
+    binary: bool | None = None  # v2 REST binary tensor extension; None: where offered
     coalesce: bool = True  # concurrent requests' rows share calls (explainer.coalescing)
     coalesce_wait: float = 0.002  # seconds a partly filled call may wait for more rows
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, NamedTuple
 
 import aiohttp
 import numpy as np
@@ -28,11 +28,30 @@ from explainer.predictor import (
 )
 
 _HEADERS = {"Content-Type": "application/json", "Accept-Encoding": "identity"}
+# The v2 binary tensor data extension (Triton, KServe): a JSON header of this many bytes,
+# then the tensors' raw little-endian bytes.
+_JSON_LENGTH = "Inference-Header-Content-Length"
+_BINARY_HEADERS = {"Content-Type": "application/octet-stream", "Accept-Encoding": "identity"}
+BINARY_EXTENSION = "binary_tensor_data"
 _RETRY_BASE_SECONDS = 0.05
 _TRANSIENT_STATUSES = frozenset({502, 503, 504})
 _SLICE_BYTES = 4 * 1024 * 1024
 # Metadata and readiness are small calls; a short inference timeout must not starve them.
 _CONTROL_TIMEOUT_SECONDS = 5.0
+
+
+class Answer(NamedTuple):
+    status: int
+    body: bytes
+    json_length: int | None  # binary extension: the JSON header's length; else None
+
+
+def _length(header: str | None, size: int) -> int | None:
+    try:
+        length = int(header) if header is not None else None
+    except ValueError:
+        return None
+    return length if length is not None and 0 <= length <= size else None
 
 
 class RestPredictor(Predictor):
@@ -44,6 +63,7 @@ class RestPredictor(Predictor):
     ) -> None:
         super().__init__(config, observe)
         self._session = session
+        self.binary = bool(config.binary)  # v2 binary tensor data extension in use
 
     async def request(
         self,
@@ -53,7 +73,8 @@ class RestPredictor(Predictor):
         *,
         control: bool = False,
         retries: int | None = None,
-    ) -> tuple[int, bytes]:
+        headers: dict[str, str] | None = None,
+    ) -> Answer:
         """(status, body). Transient faults — a refused or reset connection, a body cut
         off mid-way, a 502/503/504 from a gateway or a restarting server — are retried
         with exponential backoff, at most ``retries`` times and never past the deadline:
@@ -71,12 +92,13 @@ class RestPredictor(Predictor):
                     method,
                     url,
                     data=None if payload is None else _slices(payload),
-                    headers=_HEADERS,
+                    headers=headers or _HEADERS,
                     timeout=aiohttp.ClientTimeout(total=max(deadline - loop.time(), 0.001)),
                 ) as response:
                     status, body = response.status, await response.read()
+                    json_length = response.headers.get(_JSON_LENGTH)
                 if status not in _TRANSIENT_STATUSES or last:
-                    return status, body
+                    return Answer(status, body, _length(json_length, len(body)))
                 cause = f"HTTP {status}"
             except TimeoutError:
                 raise PredictorTimeout(
@@ -110,12 +132,12 @@ class RestPredictor(Predictor):
 
     async def model_document(self) -> bytes:
         """GET the model's own URL (v2 metadata; v1 status); a non-200 answer is an error."""
-        status, body = await self.request("GET", self.model_url, control=True)
+        status, body, _ = await self.request("GET", self.model_url, control=True)
         if status != 200:
             raise self.failure(status, body)
         return body
 
-    async def probe(self, url: str) -> tuple[int, bytes] | None:
+    async def probe(self, url: str) -> Answer | None:
         """One GET with no retries, for readiness: None if the predictor cannot be asked."""
         try:
             return await self.request("GET", url, control=True, retries=0)
@@ -136,10 +158,24 @@ class V2RestPredictor(RestPredictor):
 
     async def fetch_metadata(self) -> ModelMetadata:
         body = await self.model_document()
+        if self.config.binary is None:  # auto: where the server lists the extension
+            self.binary = await self._offers_binary()
         try:
             return ModelMetadata.from_v2(orjson.loads(body))
         except (orjson.JSONDecodeError, AttributeError, TypeError, ValueError):
             return ModelMetadata()
+
+    async def _offers_binary(self) -> bool:
+        """Whether ``GET /v2`` lists the binary tensor data extension (Triton does;
+        MLServer lists none; KServe supports it without listing it: set it explicitly)."""
+        answer = await self.probe(f"{self.config.base_url}/v2")
+        if answer is None or answer.status != 200:
+            return False
+        try:
+            extensions = orjson.loads(answer.body).get("extensions") or []
+        except (orjson.JSONDecodeError, AttributeError):
+            return False
+        return BINARY_EXTENSION in extensions
 
     async def ready(self) -> bool:
         answer = await self.probe(f"{self.model_url}/ready")
@@ -147,6 +183,8 @@ class V2RestPredictor(RestPredictor):
 
     async def score(self, rows: np.ndarray, output: str | None) -> np.ndarray:
         encoded = self.encode_rows(rows)
+        if self.binary and self.columns is None:
+            return await self._score_binary(encoded, output)
         request: dict[str, Any]
         if self.columns is None:
             tensor = {
@@ -171,12 +209,42 @@ class V2RestPredictor(RestPredictor):
         if output is not None:
             request["outputs"] = [{"name": output}]
         payload = orjson.dumps(request, option=orjson.OPT_SERIALIZE_NUMPY)
-        status, body = await self.request("POST", f"{self.model_url}/infer", payload)
+        status, body, _ = await self.request("POST", f"{self.model_url}/infer", payload)
         self.bytes_sent += len(payload)
         self.bytes_received += len(body)
         if status != 200:
             raise self.failure(status, body)
         return _v2_scores(body, rows.shape[0], output)
+
+    async def _score_binary(self, encoded: np.ndarray, output: str | None) -> np.ndarray:
+        """One call with the binary tensor data extension: raw bytes both ways."""
+        raw = encoded.astype(encoded.dtype.newbyteorder("<"), copy=False).tobytes()
+        request: dict[str, Any] = {
+            "inputs": [
+                {
+                    "name": self.input_name,
+                    "shape": list(encoded.shape),
+                    "datatype": self.config.datatype,
+                    "parameters": {"binary_data_size": len(raw)},
+                }
+            ],
+        }
+        if output is not None:
+            request["outputs"] = [{"name": output, "parameters": {"binary_data": True}}]
+        else:
+            request["parameters"] = {"binary_data_output": True}
+        header = orjson.dumps(request)
+        headers = {**_BINARY_HEADERS, _JSON_LENGTH: str(len(header))}
+        answer = await self.request(
+            "POST", f"{self.model_url}/infer", header + raw, headers=headers
+        )
+        self.bytes_sent += len(header) + len(raw)
+        self.bytes_received += len(answer.body)
+        if answer.status != 200:
+            raise self.failure(answer.status, answer.body)
+        if answer.json_length is None:  # the server answered in JSON after all
+            return _v2_scores(answer.body, encoded.shape[0], output)
+        return _v2_binary_scores(answer.body, answer.json_length, encoded.shape[0], output)
 
 
 class V1RestPredictor(RestPredictor):
@@ -197,7 +265,7 @@ class V1RestPredictor(RestPredictor):
         answer = await self.probe(self.model_url)
         if answer is None:
             return False
-        status, body = answer
+        status, body, _ = answer
         try:
             return status == 200 and bool(orjson.loads(body).get("ready", True))
         except (orjson.JSONDecodeError, AttributeError):
@@ -207,7 +275,7 @@ class V1RestPredictor(RestPredictor):
         payload = orjson.dumps(
             {"instances": self.encode_rows(rows)}, option=orjson.OPT_SERIALIZE_NUMPY
         )
-        status, body = await self.request("POST", f"{self.model_url}:predict", payload)
+        status, body, _ = await self.request("POST", f"{self.model_url}:predict", payload)
         self.bytes_sent += len(payload)
         self.bytes_received += len(body)
         if status != 200:
@@ -254,3 +322,34 @@ def _v2_scores(body: bytes, n: int, output: str | None) -> np.ndarray:
     if datatype not in V2_TO_NUMPY:
         raise PredictorFailed(f"predictor output '{tensor.get('name')}' is {datatype}, not numeric")
     return checked_scores(values, n)
+
+
+def _v2_binary_scores(body: bytes, json_length: int, n: int, output: str | None) -> np.ndarray:
+    """Scores from a binary-extension response: outputs' raw bytes follow the JSON header
+    in the order the header lists them; an output without ``binary_data_size`` is JSON."""
+    try:
+        outputs = orjson.loads(body[:json_length])["outputs"]
+        offset = json_length
+        for tensor in outputs:
+            size = int((tensor.get("parameters") or {}).get("binary_data_size", 0))
+            if output is None or tensor.get("name") == output:
+                datatype = tensor.get("datatype", "FP64")
+                if datatype not in V2_TO_NUMPY:
+                    raise PredictorFailed(
+                        f"predictor output '{tensor.get('name')}' is {datatype}, not numeric"
+                    )
+                if size == 0:
+                    values = np.asarray(tensor["data"], dtype=np.float64)
+                else:
+                    dtype = np.dtype(V2_TO_NUMPY[datatype]).newbyteorder("<")
+                    chunk = body[offset : offset + size]
+                    if len(chunk) != size or size % dtype.itemsize:
+                        raise ValueError("binary output cut short")
+                    values = np.frombuffer(chunk, dtype=dtype)
+                return checked_scores(values, n)
+            offset += size
+    except (orjson.JSONDecodeError, KeyError, IndexError, TypeError, ValueError, AttributeError):
+        pass
+    raise PredictorFailed(
+        "predictor answered 200 with a body that is not a v2 binary inference response"
+    )

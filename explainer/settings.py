@@ -176,6 +176,13 @@ class Settings(BaseSettings):
         validation_alias=_env("predictor_max_concurrency", "PREDICTOR_MAX_CONCURRENCY"),
         description="Most predictor calls in flight at once.",
     )
+    predictor_binary: bool | None = Field(
+        None,
+        validation_alias=_env("predictor_binary", "PREDICTOR_BINARY"),
+        description="v2 REST: send and receive raw tensor bytes (the binary tensor data "
+        "extension). Unset: where the server's GET /v2 lists binary_tensor_data (Triton); "
+        "KServe's model server supports it without listing it.",
+    )
     predictor_coalesce: bool = Field(
         True,
         validation_alias=_env("predictor_coalesce", "PREDICTOR_COALESCE"),

@@ -1,6 +1,8 @@
 """KServe's own Python model server (``kserve`` on PyPI) serving a scikit-learn model as
 kserve-sklearnserver does — ``predict``, or ``predict_proba`` when PREDICT_PROBA=true —
-bound to loopback. Run with the interpreter of the kserve virtual environment:
+bound to loopback. Over v2 it answers the output asked for, in JSON or with the binary
+tensor data extension as the request says. Run with the interpreter of the kserve
+virtual environment:
 
     MODEL_NAME=credit MODEL_PATH=model.joblib HTTP_PORT=8085 python tests/kserve_server.py
 """
@@ -13,6 +15,7 @@ from typing import Any
 import joblib
 import kserve
 import numpy as np
+from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
 from kserve.protocol.rest import server as rest_server
 
 _init = rest_server.RESTServer.__init__
@@ -38,15 +41,32 @@ class SKLearnModel(kserve.Model):  # type: ignore[misc]
         self.ready = True
         return self.ready
 
-    def predict(
-        self, payload: dict[str, Any], headers: dict[str, str] | None = None
-    ) -> dict[str, Any]:
+    def predict(self, payload: Any, headers: dict[str, str] | None = None) -> Any:
+        if isinstance(payload, InferRequest):  # v2, JSON or binary tensor data
+            return self.predict_v2(payload)
         instances = np.asarray(payload["instances"], dtype=np.float64)
         if os.environ.get("PREDICT_PROBA", "false").lower() == "true":
             result = self._model.predict_proba(instances)
         else:
             result = self._model.predict(instances)
         return {"predictions": result.tolist()}
+
+    def predict_v2(self, request: InferRequest) -> InferResponse:
+        rows = np.asarray(request.inputs[0].as_numpy(), dtype=np.float64)
+        asked = [o.name for o in request.request_outputs or []]
+        if "predict_proba" in asked:
+            name, scores = "predict_proba", self._model.predict_proba(rows)
+        else:
+            name, scores = "predict", self._model.predict(rows)
+        output = InferOutput(name=name, shape=list(scores.shape), datatype="FP64")
+        output.set_data_from_numpy(np.asarray(scores, dtype=np.float64))
+        return InferResponse(
+            response_id=request.id or "",
+            model_name=self.name,
+            infer_outputs=[output],
+            use_binary_outputs=request.use_binary_outputs,
+            requested_outputs=request.request_outputs,
+        )
 
 
 if __name__ == "__main__":

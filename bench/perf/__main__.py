@@ -170,6 +170,19 @@ def measure_reference(model: ServedModel, url: str) -> dict[str, Any]:
         )
     )
     lime_rows, lime_bytes = remote.rows // REFERENCE_REPEATS, remote.bytes // REFERENCE_REPEATS
+    # The same pipeline with requests' default Accept-Encoding: gzipped answers.
+    gzipped = RemoteModel(url, model.name, identity=False)
+    gzip_explainer = shap.KernelExplainer(gzipped, bg, silent=True)
+    gzip_lime = LimeTabularExplainer(bg, mode="classification", random_state=0)
+    np.random.seed(0)
+    shap_gzip_s = median_time(
+        lambda: gzip_explainer.shap_values(x[None, :], nsamples=budget, l1_reg=False, silent=True)
+    )
+    lime_gzip_s = median_time(
+        lambda: gzip_lime.explain_instance(
+            x, gzipped.proba, num_features=m, num_samples=LIME_DEFAULT
+        )
+    )
     # TrustyAI's pattern: every coalition is its own predictor call (its 50 masked rows).
     masks = np.random.default_rng(0).random((budget, m)) < 0.5
     start = time.perf_counter()
@@ -185,6 +198,8 @@ def measure_reference(model: ServedModel, url: str) -> dict[str, Any]:
         "lime_rows": lime_rows,
         "lime_wire_mb": lime_bytes / 1e6,
         "all_s": shap_s + lime_s,
+        "shap_gzip_s": shap_gzip_s,
+        "all_gzip_s": shap_gzip_s + lime_gzip_s,
         "per_coalition_s": per_coalition,
     }
 

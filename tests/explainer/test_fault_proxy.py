@@ -34,7 +34,7 @@ async def client(explainer: ExplainerFactory, mlserver: Predictor, proxy: FaultP
         "credit",
         predictor_host=f"127.0.0.1:{proxy.port}",
         background_data=str(mlserver.data / "credit.csv"),
-        explainer_type="ALL",
+        explainer_type="LIME",  # one predictor call per explanation (ALL makes one per kind)
         lime_samples=200,
         predictor_timeout=TIMEOUT,
         predictor_retries=RETRIES,

@@ -185,3 +185,30 @@ async def test_names_come_from_the_predictors_metadata(
     truth = brute_force_shapley(labels, row, named.train[:50])[0]
     for j, name in enumerate(FEATURES):
         assert got[name] == pytest.approx(truth[j], abs=1e-9)
+
+
+async def test_binary_tensor_extension_against_kserve_gives_the_same_explanation(
+    explainer: ExplainerFactory, mlserver: Predictor, kserve_v1: str
+) -> None:
+    """KServe's model server over v2 REST with raw tensor bytes both ways; MLServer, which
+    lists no extensions at GET /v2, keeps getting JSON."""
+    from explainer.app import RUNTIME
+
+    credit = mlserver.models["credit"]
+    background = str(mlserver.data / "credit.csv")
+    over_json = await explainer("credit", background_data=background)
+    binary = await explainer(
+        "credit", background_data=background, predictor_host=kserve_v1, predictor_binary=True
+    )
+    kserve_json = await explainer(
+        "credit", background_data=background, predictor_host=kserve_v1, predictor_binary=False
+    )
+    assert over_json.server.app[RUNTIME].predictor.binary is False  # auto: not offered
+    rows = [credit.test[438].tolist(), credit.test[7].tolist()]
+    expected = await explain(over_json, "credit", rows)
+    assert_same_explanation(await explain(binary, "credit", rows), expected)
+    assert_same_explanation(await explain(kserve_json, "credit", rows), expected)
+    raw, text = (c.server.app[RUNTIME].predictor for c in (binary, kserve_json))
+    assert raw.binary is True and text.binary is False
+    # 8 bytes a value instead of ~19 characters
+    assert raw.bytes_sent / raw.rows_sent < text.bytes_sent / text.rows_sent / 2
