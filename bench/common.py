@@ -1,4 +1,5 @@
-"""What the benchmarks share: an ``explainer serve`` process against a predictor."""
+"""What the benchmarks share: an ``explainer serve`` process against a predictor, and
+reading a process's resident memory."""
 
 from __future__ import annotations
 
@@ -15,3 +16,11 @@ def start_explainer(
     return mlserver.start_explainer(
         model, predictor, "--explainer_type", kind, "--background_data", str(background)
     )
+
+
+def rss_bytes(pid: int) -> int:
+    """Resident memory of process ``pid`` now (VmRSS)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError("no VmRSS")

@@ -20,7 +20,7 @@ from pathlib import Path
 import orjson
 import requests
 
-from bench.common import start_explainer
+from bench.common import rss_bytes, start_explainer
 from tests.mlserver import running_mlserver, wait_ok, write_csv
 from tests.models import forest20
 
@@ -28,13 +28,6 @@ RESULTS = Path(__file__).resolve().parent / "results"
 LOAD_SECONDS = float(os.environ.get("BENCH_LOAD_SECONDS", "30"))
 CONCURRENCY = 4
 LIMIT_BYTES = 1024**3  # configs/: limits.memory 1Gi
-
-
-def rss_bytes(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    raise RuntimeError("no VmRSS")
 
 
 def main() -> int:

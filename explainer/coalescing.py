@@ -21,7 +21,7 @@ import asyncio
 import contextlib
 from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -34,7 +34,7 @@ Send = Callable[[np.ndarray], Awaitable[np.ndarray]]
 class _Piece:
     rows: np.ndarray
     future: asyncio.Future[np.ndarray]
-    queued_at: float = field(default=0.0)
+    queued_at: float
 
 
 class Coalescer:
@@ -49,8 +49,6 @@ class Coalescer:
         self._wake = asyncio.Event()
         self._dispatcher: asyncio.Task[None] | None = None
         self._calls: set[asyncio.Task[None]] = set()
-        self.calls = 0  # calls sent, and how many of them carried more than one request
-        self.shared_calls = 0
 
     async def score(self, rows: np.ndarray) -> np.ndarray:
         """Scores for ``rows``, from whichever calls their pieces travel in."""
@@ -132,9 +130,6 @@ class Coalescer:
 
     async def _run(self, batch: list[_Piece]) -> None:
         try:
-            self.calls += 1
-            if len(batch) > 1:
-                self.shared_calls += 1
             rows = batch[0].rows if len(batch) == 1 else np.concatenate([p.rows for p in batch])
             try:
                 scores = await self._send(rows)

@@ -242,9 +242,8 @@ class V2RestPredictor(RestPredictor):
         self.bytes_received += len(answer.body)
         if answer.status != 200:
             raise self.failure(answer.status, answer.body)
-        if answer.json_length is None:  # the server answered in JSON after all
-            return _v2_scores(answer.body, encoded.shape[0], output)
-        return _v2_binary_scores(answer.body, answer.json_length, encoded.shape[0], output)
+        # json_length is None when the server answered in plain JSON after all.
+        return _v2_scores(answer.body, encoded.shape[0], output, answer.json_length)
 
 
 class V1RestPredictor(RestPredictor):
@@ -308,48 +307,38 @@ def _error_detail(body: bytes) -> str:
     return text[:300] or "(empty body)"
 
 
-def _v2_scores(body: bytes, n: int, output: str | None) -> np.ndarray:
+def _v2_scores(
+    body: bytes, n: int, output: str | None, json_length: int | None = None
+) -> np.ndarray:
+    """Scores from a v2 inference response: the output asked for (else the first). With
+    the binary extension (``json_length``), outputs carrying ``binary_data_size`` have
+    their raw little-endian bytes after the JSON header, in the order it lists them."""
+    header = body if json_length is None else body[:json_length]
     try:
-        outputs = orjson.loads(body)["outputs"]
-        chosen = next((o for o in outputs if o.get("name") == output), None) if output else None
-        tensor = chosen or outputs[0]
+        outputs = orjson.loads(header)["outputs"]
+        offsets, offset = [], len(header)
+        for tensor in outputs:
+            offsets.append(offset)
+            offset += int((tensor.get("parameters") or {}).get("binary_data_size", 0))
+        names = [o.get("name") for o in outputs]
+        index = names.index(output) if output is not None and output in names else 0
+        tensor = outputs[index]
         datatype = tensor.get("datatype", "FP64")
-        values = np.asarray(tensor["data"], dtype=np.float64)
+        if datatype not in V2_TO_NUMPY:
+            raise PredictorFailed(
+                f"predictor output '{tensor.get('name')}' is {datatype}, not numeric"
+            )
+        size = int((tensor.get("parameters") or {}).get("binary_data_size", 0))
+        if json_length is None or size == 0:
+            values = np.asarray(tensor["data"], dtype=np.float64)
+        else:
+            dtype = np.dtype(V2_TO_NUMPY[datatype]).newbyteorder("<")
+            raw = body[offsets[index] : offsets[index] + size]
+            if len(raw) != size or size % dtype.itemsize:
+                raise ValueError("binary output cut short")
+            values = np.frombuffer(raw, dtype=dtype)
     except (orjson.JSONDecodeError, KeyError, IndexError, TypeError, ValueError, AttributeError):
         raise PredictorFailed(
             "predictor answered 200 with a body that is not a v2 inference response"
         ) from None
-    if datatype not in V2_TO_NUMPY:
-        raise PredictorFailed(f"predictor output '{tensor.get('name')}' is {datatype}, not numeric")
     return checked_scores(values, n)
-
-
-def _v2_binary_scores(body: bytes, json_length: int, n: int, output: str | None) -> np.ndarray:
-    """Scores from a binary-extension response: outputs' raw bytes follow the JSON header
-    in the order the header lists them; an output without ``binary_data_size`` is JSON."""
-    try:
-        outputs = orjson.loads(body[:json_length])["outputs"]
-        offset = json_length
-        for tensor in outputs:
-            size = int((tensor.get("parameters") or {}).get("binary_data_size", 0))
-            if output is None or tensor.get("name") == output:
-                datatype = tensor.get("datatype", "FP64")
-                if datatype not in V2_TO_NUMPY:
-                    raise PredictorFailed(
-                        f"predictor output '{tensor.get('name')}' is {datatype}, not numeric"
-                    )
-                if size == 0:
-                    values = np.asarray(tensor["data"], dtype=np.float64)
-                else:
-                    dtype = np.dtype(V2_TO_NUMPY[datatype]).newbyteorder("<")
-                    chunk = body[offset : offset + size]
-                    if len(chunk) != size or size % dtype.itemsize:
-                        raise ValueError("binary output cut short")
-                    values = np.frombuffer(chunk, dtype=dtype)
-                return checked_scores(values, n)
-            offset += size
-    except (orjson.JSONDecodeError, KeyError, IndexError, TypeError, ValueError, AttributeError):
-        pass
-    raise PredictorFailed(
-        "predictor answered 200 with a body that is not a v2 binary inference response"
-    )

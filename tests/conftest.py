@@ -19,6 +19,7 @@ from aiohttp.test_utils import TestClient
 from explainer.app import RUNTIME, create_app
 from explainer.settings import Settings
 from tests import models
+from tests.fault_proxy import FaultProxy
 from tests.mlserver import (
     REPO,
     MLServerError,
@@ -129,3 +130,12 @@ async def explainer(
         return client
 
     yield start
+
+
+@pytest.fixture
+async def proxy(mlserver: Predictor) -> AsyncIterator[FaultProxy]:
+    """A fault-injecting proxy in front of the session's MLServer (passing, to start)."""
+    faults = FaultProxy(mlserver.url, free_port())
+    await faults.start()
+    yield faults
+    await faults.close()

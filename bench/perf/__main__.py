@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from bench.common import rss_bytes
 from bench.perf import calibrate, clients
 from bench.perf.models import RemoteModel, background, models
 from explainers.kernel_shap import default_budget
@@ -135,73 +136,67 @@ def measure_model(
     return rows_out
 
 
-def measure_reference(model: ServedModel, url: str) -> dict[str, Any]:
+def median_time(work: Any) -> float:
+    times = []
+    for _ in range(REFERENCE_REPEATS):
+        start = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            work()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def reference_pipeline(model: ServedModel, remote: RemoteModel) -> dict[str, float]:
+    """shap's KernelExplainer then lime's LimeTabularExplainer, both scoring through
+    ``remote``: median seconds, and rows and MB on the wire per explanation."""
     import shap
     from lime.lime_tabular import LimeTabularExplainer
 
     bg = background(model)
     m = bg.shape[1]
     x = model.test[0]
-    budget = default_budget(m)
-    remote = RemoteModel(url, model.name)
     explainer = shap.KernelExplainer(remote, bg, silent=True)
-
-    def median_time(work: Any) -> float:
-        times = []
-        for _ in range(REFERENCE_REPEATS):
-            start = time.perf_counter()
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                work()
-            times.append(time.perf_counter() - start)
-        return statistics.median(times)
-
-    np.random.seed(0)
-    remote.rows = remote.bytes = 0
-    shap_s = median_time(
-        lambda: explainer.shap_values(x[None, :], nsamples=budget, l1_reg=False, silent=True)
-    )
-    shap_rows, shap_bytes = remote.rows // REFERENCE_REPEATS, remote.bytes // REFERENCE_REPEATS
     lime_explainer = LimeTabularExplainer(bg, mode="classification", random_state=0)
-    remote.rows = remote.bytes = 0
-    lime_s = median_time(
-        lambda: lime_explainer.explain_instance(
-            x, remote.proba, num_features=m, num_samples=LIME_DEFAULT
-        )
-    )
-    lime_rows, lime_bytes = remote.rows // REFERENCE_REPEATS, remote.bytes // REFERENCE_REPEATS
-    # The same pipeline with requests' default Accept-Encoding: gzipped answers.
-    gzipped = RemoteModel(url, model.name, identity=False)
-    gzip_explainer = shap.KernelExplainer(gzipped, bg, silent=True)
-    gzip_lime = LimeTabularExplainer(bg, mode="classification", random_state=0)
+    out: dict[str, float] = {}
     np.random.seed(0)
-    shap_gzip_s = median_time(
-        lambda: gzip_explainer.shap_values(x[None, :], nsamples=budget, l1_reg=False, silent=True)
-    )
-    lime_gzip_s = median_time(
-        lambda: gzip_lime.explain_instance(
-            x, gzipped.proba, num_features=m, num_samples=LIME_DEFAULT
-        )
-    )
+    for kind, work in (
+        (
+            "shap",
+            lambda: explainer.shap_values(
+                x[None, :], nsamples=default_budget(m), l1_reg=False, silent=True
+            ),
+        ),
+        (
+            "lime",
+            lambda: lime_explainer.explain_instance(
+                x, remote.proba, num_features=m, num_samples=LIME_DEFAULT
+            ),
+        ),
+    ):
+        remote.rows = remote.bytes = 0
+        out[f"{kind}_s"] = median_time(work)
+        out[f"{kind}_rows"] = remote.rows // REFERENCE_REPEATS
+        out[f"{kind}_wire_mb"] = remote.bytes / REFERENCE_REPEATS / 1e6
+    return out
+
+
+def measure_reference(model: ServedModel, url: str) -> dict[str, Any]:
+    tuned = RemoteModel(url, model.name)
+    out: dict[str, Any] = {"model": model.name, **reference_pipeline(model, tuned)}
+    # The same pipeline with requests' default Accept-Encoding: gzipped answers.
+    gzipped = reference_pipeline(model, RemoteModel(url, model.name, identity=False))
+    out["all_s"] = out["shap_s"] + out["lime_s"]
+    out["shap_gzip_s"] = gzipped["shap_s"]
+    out["all_gzip_s"] = gzipped["shap_s"] + gzipped["lime_s"]
     # TrustyAI's pattern: every coalition is its own predictor call (its 50 masked rows).
-    masks = np.random.default_rng(0).random((budget, m)) < 0.5
+    bg, x = background(model), model.test[0]
+    masks = np.random.default_rng(0).random((default_budget(bg.shape[1]), bg.shape[1])) < 0.5
     start = time.perf_counter()
     for mask in masks:
-        remote(np.where(mask, x, bg))
-    per_coalition = time.perf_counter() - start
-    return {
-        "model": model.name,
-        "shap_s": shap_s,
-        "shap_rows": shap_rows,
-        "shap_wire_mb": shap_bytes / 1e6,
-        "lime_s": lime_s,
-        "lime_rows": lime_rows,
-        "lime_wire_mb": lime_bytes / 1e6,
-        "all_s": shap_s + lime_s,
-        "shap_gzip_s": shap_gzip_s,
-        "all_gzip_s": shap_gzip_s + lime_gzip_s,
-        "per_coalition_s": per_coalition,
-    }
+        tuned(np.where(mask, x, bg))
+    out["per_coalition_s"] = time.perf_counter() - start
+    return out
 
 
 def measure_throughput(model: ServedModel, addresses: Addresses, csv: Path) -> dict[str, Any]:
@@ -214,9 +209,9 @@ def measure_throughput(model: ServedModel, addresses: Addresses, csv: Path) -> d
     sent = clients.explanation_rows(np.asarray(instances[0]), bg, "SHAP", 0, default_budget(m))
     with Explainer(model.name, predictor_address(addresses, "v2"), flags) as served:
         asyncio.run(clients.sequential(served.url, instances, 2))  # warm
-        rss_before = clients.rss_mib(served.process.pid)
+        rss_before = rss_bytes(served.process.pid) / 1024**2
         load = asyncio.run(clients.load(served.url, instances, CLIENTS, THROUGHPUT_SECONDS))
-        rss_after = clients.rss_mib(served.process.pid)
+        rss_after = rss_bytes(served.process.pid) / 1024**2
     limit = asyncio.run(
         clients.predictor_rows_per_second(
             "v2", addresses.url, model.name, sent, CLIENTS, THROUGHPUT_SECONDS / 3

@@ -7,7 +7,6 @@ import asyncio
 import statistics
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -19,13 +18,6 @@ from explainer.predictor_grpc import GrpcV2Predictor
 from explainer.predictor_rest import V2RestPredictor
 from explainers import kernel_shap, lime
 from explainers.background import summarize
-
-
-def rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmRSS")
 
 
 def explanation_rows(

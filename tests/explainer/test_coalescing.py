@@ -6,26 +6,16 @@ that request only."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
-import pytest
 
-from tests.conftest import ExplainerFactory, Predictor, free_port
+from tests.conftest import ExplainerFactory, Predictor
 from tests.fault_proxy import FaultProxy
 
 CLIENTS = 16
 MAX_BATCH = 2048
 LIME_SAMPLES = 300
-
-
-@pytest.fixture
-async def proxy(mlserver: Predictor) -> AsyncIterator[FaultProxy]:
-    faults = FaultProxy(mlserver.url, free_port())
-    await faults.start()
-    yield faults
-    await faults.close()
 
 
 async def start(

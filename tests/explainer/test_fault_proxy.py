@@ -7,25 +7,16 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
 import pytest
 
-from tests.conftest import ExplainerFactory, Predictor, free_port
+from tests.conftest import ExplainerFactory, Predictor
 from tests.fault_proxy import FaultProxy
 
 TIMEOUT = 2.0
 RETRIES = 2
-
-
-@pytest.fixture
-async def proxy(mlserver: Predictor) -> AsyncIterator[FaultProxy]:
-    faults = FaultProxy(mlserver.url, free_port())
-    await faults.start()
-    yield faults
-    await faults.close()
 
 
 @pytest.fixture
