@@ -18,21 +18,29 @@ import numpy as np
 from scipy.stats import t as student_t
 
 
-def unit_covariance(influence: np.ndarray, units: np.ndarray, n_units: int) -> np.ndarray:
-    """Covariance (M, M) of Σᵢ influenceᵢ when rows are grouped into independent units.
+def unit_variance(
+    projected: np.ndarray, resid: np.ndarray, units: np.ndarray, n_units: int
+) -> np.ndarray:
+    """Sandwich variance (K, m) of Σᵢ resid[i, k] · projected[i] when rows are grouped
+    into independent units: n/(n − 1) Σ_u (S_u − S̄)², with S_u the unit's sum.
 
-    ``influence`` (n, M); ``units`` (n,) the unit of each row, −1 for deterministic rows.
+    ``projected`` (n, m) is each row's influence direction already multiplied by the
+    bread (so diag(B·meat·Bᵀ) never forms the meat); ``resid`` (n, K); ``units`` (n,) the
+    unit of each row, −1 for deterministic rows.
     """
-    m = influence.shape[1]
     sampled = units >= 0
-    sums = np.zeros((n_units, m))
-    np.add.at(sums, units[sampled], influence[sampled])
-    return np.cov(sums, rowvar=False, ddof=1).reshape(m, m) * n_units
-
-
-def sandwich_diagonal(bread: np.ndarray, meat: np.ndarray) -> np.ndarray:
-    """diag(B · M · Bᵀ); ``bread`` may be the first rows of a symmetric matrix."""
-    return np.maximum(np.einsum("ij,jk,ik->i", bread, meat, bread), 0.0)
+    unit = units[sampled]
+    influence = resid[sampled][:, :, None] * projected[sampled][:, None, :]  # (n, K, m)
+    counts = np.bincount(unit, minlength=n_units)
+    if counts.min() > 0:  # sum each unit's rows in one pass, in a fixed order
+        order = np.argsort(unit, kind="stable")
+        starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+        sums = np.add.reduceat(influence[order], starts, axis=0)
+    else:
+        sums = np.zeros((n_units, *influence.shape[1:]))
+        np.add.at(sums, unit, influence)
+    centred = sums - sums.mean(axis=0)
+    return (centred**2).sum(axis=0) * (n_units / (n_units - 1))
 
 
 @dataclass(frozen=True)
@@ -87,9 +95,7 @@ def weighted_ridge(
         r2 = np.where(ss_tot > 0, 1.0 - ss_res / ss_tot, 1.0)
     coef_var = np.zeros((y.shape[1], m))
     if n_units >= 2:
-        for k in range(y.shape[1]):
-            meat = unit_covariance(xw * resid[:, k : k + 1], units, n_units)
-            coef_var[k] = sandwich_diagonal(h_inv[:m], meat)
+        coef_var = unit_variance(xw @ h_inv[:m].T, resid, units, n_units)
     return RidgeFit(coef=coef[:, :m], intercept=intercept, r2=r2, coef_var=coef_var)
 
 
@@ -131,9 +137,7 @@ def constrained_least_squares(
     if n_units >= 2:
         q = a_inv - np.outer(a_inv_1, a_inv_1) / denom
         resid = values - z @ phi  # (C, K)
-        for k in range(values.shape[1]):
-            meat = unit_covariance(zw * resid[:, k : k + 1], units, n_units)
-            variance[k] = sandwich_diagonal(q, meat)
+        variance = unit_variance(zw @ q.T, resid, units, n_units)
     return ShapleyFit(scores=phi.T, variance=variance)
 
 
