@@ -141,3 +141,22 @@ def test_demo_once_sends_every_body_format_and_exits_0() -> None:
     for body in ("instances body", "data.ndarray body", "inputs body"):
         assert body in stdout
     assert '"SHAP"' in stdout and '"LIME"' in stdout
+
+
+def test_every_command_runs_with_one_blas_thread() -> None:
+    """The explainer's matrices are small: a BLAS thread per core would only contend with
+    the predictor. In a fresh process (so no other test's limits count), ``main`` leaves
+    every BLAS library numpy and scipy load at one thread."""
+    script = (
+        "import threadpoolctl, sys\n"
+        "from explainer import cli\n"
+        "cli.main(['report', '/nonexistent.jsonl', '--html', '/nonexistent/x.html'])\n"
+        "info = threadpoolctl.threadpool_info()\n"
+        "blas = [i['num_threads'] for i in info if i['user_api'] == 'blas']\n"
+        "print(blas)\n"
+        "sys.exit(0 if blas and set(blas) == {1} else 1)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
