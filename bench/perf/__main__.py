@@ -15,7 +15,8 @@ For a 20-feature random forest and a 20-feature logistic regression (50-row back
    it sends them (the limit), with the bytes on the wire;
 4. the TrustyAI call pattern: one predictor call per SHAP coalition;
 5. throughput with 16 concurrent clients against the predictor's own rows/s, and the
-   explainer's memory over that run; cross-request coalescing on and off at 16 clients.
+   explainer's memory sampled through that run; cross-request coalescing on and off at
+   16 clients, for small and large requests.
 
 Each explainer is a fresh process: its first request (the first after start) is timed
 apart from the median of the next ``BENCH_REPEATS``.
@@ -29,6 +30,7 @@ import os
 import signal
 import statistics
 import tempfile
+import threading
 import time
 import warnings
 from pathlib import Path
@@ -62,14 +64,28 @@ CONFIGS = [
     ("v2", "ALL", "equal"),
     ("grpc-v2", "SHAP", "equal"),
     ("grpc-v2", "ALL", "equal"),
+    ("grpc-v2-fp32", "SHAP", "equal"),
+    ("grpc-v2-fp32", "ALL", "equal"),
 ]
+# "grpc-v2-fp32": gRPC with FP32 tensors (PREDICTOR_DATATYPE=FP32), half the bytes; a
+# forest's probabilities are the same (its trees compare in float32), a logistic
+# regression's move by ~1e-8, far below the sampling error.
+
+
+def protocol(transport: str) -> str:
+    return transport.removesuffix("-fp32")
+
+
+def datatype(transport: str) -> str:
+    return "FP32" if transport.endswith("-fp32") else "FP64"
 
 
 def explainer_flags(
     csv: Path, transport: str, mode: str, lime_samples: int, shap_samples: int, *extra: str
 ) -> list[str]:
     flags = ["--explainer_type", mode, "--background_data", str(csv)]
-    flags += ["--predictor_protocol", transport, "--max_in_flight", str(CLIENTS)]
+    flags += ["--predictor_protocol", protocol(transport), "--max_in_flight", str(CLIENTS)]
+    flags += ["--predictor_datatype", datatype(transport)]
     if mode != "SHAP":
         flags += ["--lime_samples", str(lime_samples)]
     if mode != "LIME":
@@ -94,7 +110,9 @@ class Explainer:
 
 
 def predictor_address(addresses: Addresses, transport: str) -> str:
-    return addresses.grpc if transport == "grpc-v2" else addresses.url.removeprefix("http://")
+    if protocol(transport) == "grpc-v2":
+        return addresses.grpc
+    return addresses.url.removeprefix("http://")
 
 
 def measure_model(
@@ -115,8 +133,12 @@ def measure_model(
         with Explainer(model.name, predictor_address(addresses, transport), flags) as served:
             run = asyncio.run(clients.sequential(served.url, instances, REPEATS))
         sent = clients.explanation_rows(x, bg, mode, lime_samples, shap_samples)
-        address = addresses.grpc if transport == "grpc-v2" else addresses.url
-        alone = asyncio.run(clients.predictor_alone(transport, address, model.name, sent, REPEATS))
+        address = addresses.grpc if protocol(transport) == "grpc-v2" else addresses.url
+        alone = asyncio.run(
+            clients.predictor_alone(
+                protocol(transport), address, model.name, sent, REPEATS, datatype(transport)
+            )
+        )
         row = {
             "model": model.name,
             "transport": transport,
@@ -199,6 +221,36 @@ def measure_reference(model: ServedModel, url: str) -> dict[str, Any]:
     return out
 
 
+class RssSampler:
+    """The explainer's resident memory once a second, in a thread, for the length of a
+    ``with``: flat means the last samples sit where the load's first ones did."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.samples: list[tuple[float, float]] = []  # (seconds since start, MiB)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        start = time.perf_counter()
+        while not self._stop.wait(1.0):
+            self.samples.append((time.perf_counter() - start, rss_bytes(self.pid) / 1024**2))
+
+    def __enter__(self) -> RssSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def at(self, share: float) -> float:
+        """MiB at ``share`` of the run (mean of the samples in a 10% window around it)."""
+        end = self.samples[-1][0]
+        window = [mib for t, mib in self.samples if abs(t / end - share) <= 0.05]
+        return statistics.mean(window or [self.samples[-1][1]])
+
+
 def measure_throughput(model: ServedModel, addresses: Addresses, csv: Path) -> dict[str, Any]:
     """16 clients for THROUGHPUT_SECONDS against SHAP at the default budget (v2 REST),
     beside the predictor's own rows/s for the same rows through the same transport."""
@@ -209,9 +261,9 @@ def measure_throughput(model: ServedModel, addresses: Addresses, csv: Path) -> d
     sent = clients.explanation_rows(np.asarray(instances[0]), bg, "SHAP", 0, default_budget(m))
     with Explainer(model.name, predictor_address(addresses, "v2"), flags) as served:
         asyncio.run(clients.sequential(served.url, instances, 2))  # warm
-        rss_before = rss_bytes(served.process.pid) / 1024**2
-        load = asyncio.run(clients.load(served.url, instances, CLIENTS, THROUGHPUT_SECONDS))
-        rss_after = rss_bytes(served.process.pid) / 1024**2
+        rss_idle = rss_bytes(served.process.pid) / 1024**2
+        with RssSampler(served.process.pid) as rss:
+            load = asyncio.run(clients.load(served.url, instances, CLIENTS, THROUGHPUT_SECONDS))
     limit = asyncio.run(
         clients.predictor_rows_per_second(
             "v2", addresses.url, model.name, sent, CLIENTS, THROUGHPUT_SECONDS / 3
@@ -230,27 +282,55 @@ def measure_throughput(model: ServedModel, addresses: Addresses, csv: Path) -> d
         "predictor_rows_per_second": limit,
         "rows_per_explanation": int(sent.shape[0]),
         "limit_per_second": limit / sent.shape[0],
-        "rss_before_mib": rss_before,
-        "rss_after_mib": rss_after,
+        "rss_idle_mib": rss_idle,
+        "rss_load_early_mib": rss.at(0.2),
+        "rss_load_end_mib": rss.at(0.95),
+        "rss_peak_mib": max(mib for _, mib in rss.samples),
     }
 
 
-def measure_coalescing(model: ServedModel, addresses: Addresses, csv: Path) -> dict[str, Any]:
-    """LIME (5000 rows per explanation) at 16 clients, coalescing on and off."""
-    instances = [row.tolist() for row in model.test[:100]]
-    out: dict[str, Any] = {"model": model.name, "mode": "LIME", "clients": CLIENTS}
-    for coalesce in ("true", "false"):
-        flags = explainer_flags(
-            csv, "v2", "LIME", LIME_DEFAULT, 0, "--predictor_coalesce", coalesce
-        )
-        with Explainer(model.name, predictor_address(addresses, "v2"), flags) as served:
-            asyncio.run(clients.sequential(served.url, instances, 2))
-            load = asyncio.run(clients.load(served.url, instances, CLIENTS, COALESCE_SECONDS))
-        key = "on" if coalesce == "true" else "off"
-        out[f"{key}_per_second"] = load.per_second
-        out[f"{key}_p50_s"] = statistics.median(load.latencies)
-        out[f"{key}_errors"] = load.errors
-    out["gain"] = out["on_per_second"] / out["off_per_second"]
+# (model, transport, LIME samples): cross-request coalescing on and off at 16 clients.
+# Small requests to a model with a per-call cost (a forest's predict dispatches over its
+# trees) are where sharing calls pays; large requests already fill their calls.
+COALESCE_CASES = [
+    ("forest20", "grpc-v2", 1000),
+    ("forest20", "v2", 1000),
+    ("forest20", "v2", LIME_DEFAULT),
+    ("logistic20", "v2", LIME_DEFAULT),
+]
+
+
+def measure_coalescing(
+    served: dict[str, ServedModel], addresses: Addresses, csvs: dict[str, Path]
+) -> list[dict[str, Any]]:
+    """LIME at 16 clients, coalescing on and off, for each of ``COALESCE_CASES``."""
+    out = []
+    for name, transport, samples in COALESCE_CASES:
+        instances = [row.tolist() for row in served[name].test[:100]]
+        case: dict[str, Any] = {
+            "model": name,
+            "transport": transport,
+            "mode": "LIME",
+            "lime_samples": samples,
+            "clients": CLIENTS,
+        }
+        for coalesce in ("true", "false"):
+            flags = explainer_flags(
+                csvs[name], transport, "LIME", samples, 0, "--predictor_coalesce", coalesce
+            )
+            address = predictor_address(addresses, transport)
+            with Explainer(name, address, flags) as explainer:
+                asyncio.run(clients.sequential(explainer.url, instances, 2))
+                load = asyncio.run(
+                    clients.load(explainer.url, instances, CLIENTS, COALESCE_SECONDS)
+                )
+            key = "on" if coalesce == "true" else "off"
+            case[f"{key}_per_second"] = load.per_second
+            case[f"{key}_p50_s"] = statistics.median(load.latencies)
+            case[f"{key}_errors"] = load.errors
+        case["gain"] = case["on_per_second"] / case["off_per_second"]
+        print(json.dumps(case), flush=True)
+        out.append(case)
     return out
 
 
@@ -280,10 +360,7 @@ def main() -> int:
                 served["forest20"], addresses, csvs["forest20"]
             )
             print(json.dumps(result["throughput"]), flush=True)
-            result["coalescing"] = measure_coalescing(
-                served["logistic20"], addresses, csvs["logistic20"]
-            )
-            print(json.dumps(result["coalescing"]), flush=True)
+            result["coalescing"] = measure_coalescing(served, addresses, csvs)
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "perf.json").write_text(json.dumps(result, indent=2))
     from bench.perf.report import render

@@ -108,9 +108,11 @@ async def load(url: str, instances: list[list[float]], clients: int, seconds: fl
 
 
 def predictor_client(
-    session: aiohttp.ClientSession, protocol: str, address: str, model: str
+    session: aiohttp.ClientSession, protocol: str, address: str, model: str, datatype: str = "FP64"
 ) -> Predictor:
-    config = PredictorConfig(base_url=address, model_name=model)
+    config = PredictorConfig(
+        base_url=address, model_name=model, datatype=datatype, datatype_from_metadata=False
+    )
     if protocol == "grpc-v2":
         return GrpcV2Predictor(config)
     return V2RestPredictor(session, config)
@@ -127,11 +129,11 @@ class Alone:
 
 
 async def predictor_alone(
-    protocol: str, address: str, model: str, rows: np.ndarray, repeats: int
+    protocol: str, address: str, model: str, rows: np.ndarray, repeats: int, datatype: str = "FP64"
 ) -> Alone:
     """The predictor scoring exactly ``rows``, split and sent as the explainer sends them."""
     async with aiohttp.ClientSession() as session:
-        predictor = predictor_client(session, protocol, address, model)
+        predictor = predictor_client(session, protocol, address, model, datatype)
         try:
             await predictor.load_metadata()
             await predictor.infer(rows)  # warm
