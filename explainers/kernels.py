@@ -87,26 +87,39 @@ def _lower_quantile(p: float) -> float:
 
 
 @numba.njit(cache=True, nogil=True)
-def truncated_normal(lo: float, hi: float, u: float) -> float:
-    """The ``u``-quantile of a standard normal truncated to ``[lo, hi]`` (z units).
-
-    Works on the lower tail by symmetry so that bounds far above the mean keep
-    precision; a degenerate interval returns its midpoint.
-    """
-    if not hi > lo:
-        return 0.5 * (lo + hi)
+def truncation(lo: float, hi: float) -> tuple[float, float, float, float, bool]:
+    """What the quantiles of a standard normal truncated to ``[lo, hi]`` need, computed
+    once per interval: ``(lo, hi, Φ(lo), Φ(hi), flip)`` on the lower tail (by symmetry,
+    so that bounds far above the mean keep precision)."""
     flip = lo > 0.0
     if flip:
         lo, hi = -hi, -lo
+    return lo, hi, normal_cdf(lo), normal_cdf(hi), flip
+
+
+@numba.njit(cache=True, nogil=True)
+def truncated_quantile(
+    lo: float, hi: float, c_lo: float, c_hi: float, flip: bool, u: float
+) -> float:
+    """The ``u``-quantile of the truncated normal that ``truncation`` described."""
+    if flip:
         u = 1.0 - u
-    c_lo = normal_cdf(lo)
-    c_hi = normal_cdf(hi)
     if not c_hi > c_lo:
         z = lo + u * (hi - lo)
     else:
         z = normal_quantile(c_lo + u * (c_hi - c_lo))
         z = min(max(z, lo), hi)
     return -z if flip else z
+
+
+@numba.njit(cache=True, nogil=True)
+def truncated_normal(lo: float, hi: float, u: float) -> float:
+    """The ``u``-quantile of a standard normal truncated to ``[lo, hi]`` (z units); a
+    degenerate interval returns its midpoint."""
+    if not hi > lo:
+        return 0.5 * (lo + hi)
+    t_lo, t_hi, c_lo, c_hi, flip = truncation(lo, hi)
+    return truncated_quantile(t_lo, t_hi, c_lo, c_hi, flip, u)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -136,6 +149,22 @@ def lime_perturbations(
     """
     n, m = uniforms.shape
     n_bins = bin_cdf.shape[1]
+    # Each bin's truncation, once: a value then costs one normal quantile.
+    t_lo = np.empty((m, n_bins))
+    t_hi = np.empty((m, n_bins))
+    c_lo = np.empty((m, n_bins))
+    c_hi = np.empty((m, n_bins))
+    flip = np.zeros((m, n_bins), dtype=np.bool_)
+    degenerate = np.zeros((m, n_bins), dtype=np.bool_)
+    for j in range(m):
+        for b in range(n_bins):
+            lo = (bin_lo[j, b] - bin_mean[j, b]) / bin_std[j, b]
+            hi = (bin_hi[j, b] - bin_mean[j, b]) / bin_std[j, b]
+            if not hi > lo:
+                degenerate[j, b] = True
+                t_lo[j, b] = 0.5 * (lo + hi)
+            else:
+                t_lo[j, b], t_hi[j, b], c_lo[j, b], c_hi[j, b], flip[j, b] = truncation(lo, hi)
     rows = np.empty((n, m))
     binary = np.empty((n, m))
     bins = np.empty((n, m), dtype=np.int64)
@@ -158,11 +187,44 @@ def lime_perturbations(
             bins[i, j] = b
             positions[i, j] = position
             binary[i, j] = 1.0 if b == instance_bins[j] else 0.0
-            std = bin_std[j, b]
-            mean = bin_mean[j, b]
-            z = truncated_normal((bin_lo[j, b] - mean) / std, (bin_hi[j, b] - mean) / std, position)
-            rows[i, j] = mean + std * z
+            if degenerate[j, b]:
+                z = t_lo[j, b]
+            else:
+                z = truncated_quantile(
+                    t_lo[j, b], t_hi[j, b], c_lo[j, b], c_hi[j, b], flip[j, b], position
+                )
+            rows[i, j] = bin_mean[j, b] + bin_std[j, b] * z
     return rows, binary, bins, positions
+
+
+@numba.njit(cache=True, nogil=True)
+def lime_controls(
+    bins: np.ndarray,
+    positions: np.ndarray,
+    binary: np.ndarray,
+    features: np.ndarray,
+    spec_bins: np.ndarray,
+    shares: np.ndarray,
+) -> np.ndarray:
+    """LIME's control-variate columns (``lime.controls`` says what they are).
+
+    ``bins`` (n, M) int64, ``positions`` and ``binary`` (n, M) float64; column c is about
+    feature ``features[c]`` and bin ``spec_bins[c]``: with ``shares[c]`` ≥ 0 it is
+    1[bin = k] − share·(1 − b_j) (which other bin), with ``shares[c]`` < 0 it is
+    (2·position − 1)·1[bin = k] (where in the bin). Returns (n, C) float64.
+    """
+    n = bins.shape[0]
+    c_count = features.shape[0]
+    out = np.empty((n, c_count))
+    for i in range(n):
+        for c in range(c_count):
+            j = features[c]
+            inside = 1.0 if bins[i, j] == spec_bins[c] else 0.0
+            if shares[c] >= 0.0:
+                out[i, c] = inside - shares[c] * (1.0 - binary[i, j])
+            else:
+                out[i, c] = (2.0 * positions[i, j] - 1.0) * inside
+    return out
 
 
 @numba.njit(cache=True, nogil=True)

@@ -243,22 +243,28 @@ def controls(
     1 and b vanish: the surrogate's coefficients estimate the same quantity, with the
     model's response to these details regressed out of their noise.
     """
-    columns = []
+    features, spec_bins, shares = [], [], []  # share < 0 marks a "where in its bin" column
     frequency = np.diff(stats.bin_cdf, axis=1, prepend=0.0)
-    centred = 2.0 * positions - 1.0
     for j in range(bins.shape[1]):
         occupied = np.flatnonzero(frequency[j] > 0)
         others = occupied[occupied != instance_bins[j]]
-        left = 1.0 - binary[:, j]
         for k in others[:-1]:
-            share = frequency[j, k] / frequency[j, others].sum()
-            columns.append((bins[:, j] == k) - share * left)
+            features.append(j)
+            spec_bins.append(k)
+            shares.append(frequency[j, k] / frequency[j, others].sum())
         for k in occupied:
             if stats.bin_hi[j, k] > stats.bin_lo[j, k]:
-                columns.append(centred[:, j] * (bins[:, j] == k))
-    if not columns:
-        return np.zeros((bins.shape[0], 0))
-    return np.column_stack(columns)
+                features.append(j)
+                spec_bins.append(k)
+                shares.append(-1.0)
+    return kernels.lime_controls(
+        bins,
+        positions,
+        binary,
+        np.array(features, dtype=np.int64),
+        np.array(spec_bins, dtype=np.int64),
+        np.array(shares, dtype=np.float64),
+    )
 
 
 def fit(plan: LimePlan, scores: np.ndarray) -> Saliencies:

@@ -103,6 +103,55 @@ def test_lime_perturbations_match_numpy() -> None:
     assert ((got[3] >= 0) & (got[3] <= 1)).all()
 
 
+def lime_controls_numpy(
+    stats: LimeStatistics,
+    instance_bins: np.ndarray,
+    bins: np.ndarray,
+    positions: np.ndarray,
+    binary: np.ndarray,
+) -> np.ndarray:
+    """``lime.controls`` column by column with NumPy."""
+    columns = []
+    frequency = np.diff(stats.bin_cdf, axis=1, prepend=0.0)
+    for j in range(bins.shape[1]):
+        occupied = np.flatnonzero(frequency[j] > 0)
+        others = occupied[occupied != instance_bins[j]]
+        left = 1.0 - binary[:, j]
+        for k in others[:-1]:
+            share = frequency[j, k] / frequency[j, others].sum()
+            columns.append((bins[:, j] == k) - share * left)
+        for k in occupied:
+            if stats.bin_hi[j, k] > stats.bin_lo[j, k]:
+                columns.append((2.0 * positions[:, j] - 1.0) * (bins[:, j] == k))
+    return np.column_stack(columns)
+
+
+def test_lime_controls_match_numpy() -> None:
+    from explainers.lime import controls
+
+    rng = np.random.default_rng(6)
+    data = np.column_stack(
+        [rng.normal(size=400), rng.integers(0, 3, size=400).astype(float), np.full(400, 1.0)]
+    )
+    stats = LimeStatistics.from_training(data)
+    instance = np.array([0.1, 2.0, 1.0])
+    instance_bins = stats.bins_of(instance)
+    _, binary, bins, positions = kernels.lime_perturbations(
+        instance,
+        instance_bins,
+        stats.bin_cdf,
+        stats.bin_lo,
+        stats.bin_hi,
+        stats.bin_mean,
+        stats.bin_std,
+        rng.random((300, 3)),
+    )
+    got = controls(stats, instance_bins, bins, positions, binary)
+    expected = lime_controls_numpy(stats, instance_bins, bins, positions, binary)
+    assert got.shape == expected.shape and got.shape[1] > 0
+    np.testing.assert_array_equal(got, expected)
+
+
 def test_lime_statistics_match_the_lime_package() -> None:
     from lime.discretize import QuartileDiscretizer
 
