@@ -240,7 +240,7 @@ class Settings(BaseSettings):
         ge=1,
         validation_alias=_env("max_in_flight", "MAX_IN_FLIGHT"),
         description="Explanations in progress at once; more get 429 with Retry-After. Each "
-        "SHAP explanation of the default budget holds ~80 MB: 8 fit a 1Gi container.",
+        "SHAP explanation of the default budget (M = 20) holds ~26 MB: 8 fit a 1Gi container.",
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO",

@@ -65,13 +65,11 @@ def plan(instance: np.ndarray, context: ShapContext) -> ShapPlan:
     budget = context.samples if context.samples is not None else default_budget(m)
     rng = np.random.default_rng([context.seed, RNG_STREAM])
     chosen = coalitions.design(m, budget, rng)
-    rows = np.concatenate(
-        [
-            instance[None, :],
-            background.rows,
-            kernels.masked_rows(instance, background.rows, chosen.masks),
-        ]
-    )
+    b = background.rows.shape[0]
+    rows = np.empty((1 + b + len(chosen.masks) * b, m))  # filled in place: no copy
+    rows[0] = instance
+    rows[1 : 1 + b] = background.rows
+    kernels.fill_masked_rows(instance, background.rows, chosen.masks, rows[1 + b :])
     return ShapPlan(rows=rows, design=chosen, background=background, seed=context.seed)
 
 

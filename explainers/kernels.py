@@ -295,12 +295,22 @@ def masked_rows(instance: np.ndarray, background: np.ndarray, masks: np.ndarray)
     c_count, m = masks.shape
     b_count = background.shape[0]
     rows = np.empty((c_count * b_count, m))
+    fill_masked_rows(instance, background, masks, rows)
+    return rows
+
+
+@numba.njit(cache=True, nogil=True)
+def fill_masked_rows(
+    instance: np.ndarray, background: np.ndarray, masks: np.ndarray, rows: np.ndarray
+) -> None:
+    """``masked_rows`` written into ``rows`` (C·B, M), a slice of a larger array."""
+    c_count, m = masks.shape
+    b_count = background.shape[0]
     for c in range(c_count):
         for b in range(b_count):
             r = c * b_count + b
             for j in range(m):
                 rows[r, j] = instance[j] if masks[c, j] else background[b, j]
-    return rows
 
 
 @numba.njit(cache=True, nogil=True)
