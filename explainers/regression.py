@@ -3,11 +3,12 @@
 Both variances are *sandwich* (influence-function) estimates over independent sampling
 units: the score is a smooth function of sums over units, so its variance is the
 covariance of the units' summed, linearised influence. For KernelSHAP a unit is a
-sampled coalition with its complement; for LIME it is one of a few independently
-scrambled quasi-random replicates. The variance says how far the score would move if
-the explainer drew its perturbations again — the uncertainty more samples remove — and
-assumes nothing about the model. The 95% half-width uses Student's t with
-units − 1 degrees of freedom.
+sampled coalition with its complement; for LIME it is one of two independently scrambled
+quasi-random replicates, whose design effect over independent draws is pooled across
+the coefficients (``weighted_ridge(pooled=True)``). The variance says how far the score
+would move if the explainer drew its perturbations again — the uncertainty more samples
+remove — and assumes nothing about the model. The 95% half-width uses Student's t
+(units − 1 degrees of freedom; (units − 1)·M when pooled).
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ class RidgeFit:
     intercept: np.ndarray  # (K,)
     r2: np.ndarray  # (K,) weighted R² on the fitted samples
     coef_var: np.ndarray  # (K, M) sandwich variance of coef (0 without ≥ 2 units)
+    dof: int  # degrees of freedom of coef_var
 
 
 def weighted_ridge(
@@ -61,6 +63,7 @@ def weighted_ridge(
     units: np.ndarray,
     n_units: int,
     controls: np.ndarray | None = None,
+    pooled: bool = False,
 ) -> RidgeFit:
     """Minimise Σ wᵢ (yᵢ − β₀ − xᵢᵀβ − cᵢᵀγ)² + α‖(β, γ)‖² for each column of ``y``.
 
@@ -74,6 +77,13 @@ def weighted_ridge(
     unchanged (Frisch–Waugh–Lovell) and take their share of the residual, so β's
     sampling variance falls; only β is reported, and R² is that of the surrogate
     β₀ + xᵀβ alone.
+
+    ``pooled``: for few units (LIME's two quasi-random replicates), the variance is the
+    i.i.d. sandwich (every row its own unit) scaled, per output, by one design effect
+    pooled over the M coefficients — Σⱼ var_units / Σⱼ var_iid — which says how much
+    better than independent draws the units' sampling is. That assumes the gain is
+    alike across coefficients; in return the variance has (units − 1)·M degrees of
+    freedom instead of units − 1.
     """
     m = x.shape[1]
     if controls is not None and controls.shape[1]:
@@ -94,9 +104,21 @@ def weighted_ridge(
     with np.errstate(divide="ignore", invalid="ignore"):
         r2 = np.where(ss_tot > 0, 1.0 - ss_res / ss_tot, 1.0)
     coef_var = np.zeros((y.shape[1], m))
+    dof = max(n_units - 1, 0)
     if n_units >= 2:
-        coef_var = unit_variance(xw @ h_inv[:m].T, resid, units, n_units)
-    return RidgeFit(coef=coef[:, :m], intercept=intercept, r2=r2, coef_var=coef_var)
+        projected = xw @ h_inv[:m].T
+        coef_var = unit_variance(projected, resid, units, n_units)
+        if pooled:
+            rows = np.flatnonzero(units >= 0)
+            each = np.full(units.shape[0], -1, dtype=np.int64)
+            each[rows] = np.arange(rows.size)
+            iid = unit_variance(projected, resid, each, rows.size)
+            total = iid.sum(axis=1, keepdims=True)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                effect = np.where(total > 0, coef_var.sum(axis=1, keepdims=True) / total, 0.0)
+            coef_var = effect * iid
+            dof *= m
+    return RidgeFit(coef=coef[:, :m], intercept=intercept, r2=r2, coef_var=coef_var, dof=dof)
 
 
 @dataclass(frozen=True)
@@ -141,9 +163,9 @@ def constrained_least_squares(
     return ShapleyFit(scores=phi.T, variance=variance)
 
 
-def half_width(variance: np.ndarray, n_units: int) -> np.ndarray:
-    """Half-width of the two-sided 95% interval, Student's t with n_units − 1 d.o.f.
-    (0 where the variance is 0, as for exact scores)."""
+def half_width(variance: np.ndarray, n_units: int, dof: int | None = None) -> np.ndarray:
+    """Half-width of the two-sided 95% interval, Student's t with ``dof`` (by default
+    n_units − 1) degrees of freedom (0 where the variance is 0, as for exact scores)."""
     if n_units < 2:
         return np.zeros_like(variance)
-    return float(student_t.ppf(0.975, n_units - 1)) * np.sqrt(variance)
+    return float(student_t.ppf(0.975, dof or n_units - 1)) * np.sqrt(variance)
