@@ -10,8 +10,9 @@ KSERVE_VENV := .venv-kserve
 MOTO_VENV := .venv-moto
 AUDIT_VENV := .venv-audit
 LOCUST_VENV := .venv-locust
+PYSPY_VENV := .venv-pyspy
 
-.PHONY: demo test lint typecheck audit unit soak clean bench bench-startup bench-accuracy bench-batch bench-background
+.PHONY: demo test lint typecheck audit unit soak clean bench bench-startup bench-accuracy bench-batch bench-background profile
 
 $(VENV)/.runtime: pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -55,7 +56,7 @@ soak: $(VENV)/.test $(TEST_SERVERS)
 test: lint typecheck audit unit
 
 clean:
-	rm -rf $(VENV) $(MLSERVER_VENV) $(KSERVE_VENV) $(MOTO_VENV) $(AUDIT_VENV) $(LOCUST_VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(MLSERVER_VENV) $(KSERVE_VENV) $(MOTO_VENV) $(AUDIT_VENV) $(LOCUST_VENV) $(PYSPY_VENV) .pytest_cache .mypy_cache .ruff_cache
 
 # This project against lime + shap and against the predictor alone, in one run (bench/perf).
 bench: $(VENV)/.test $(MLSERVER_VENV)/.installed
@@ -72,3 +73,7 @@ bench-batch: $(VENV)/.test
 
 bench-background: $(VENV)/.test $(MOTO_VENV)/.installed
 	MOTO_BIN=$(CURDIR)/$(MOTO_VENV)/bin/moto_server $(BIN)/python -m bench.background
+
+# Where a served explainer's time goes (py-spy over 61 requests): bench/results/profile.md.
+profile: $(VENV)/.test $(MLSERVER_VENV)/.installed $(PYSPY_VENV)/.installed
+	MLSERVER_BIN=$(CURDIR)/$(MLSERVER_VENV)/bin/mlserver PYSPY_BIN=$(CURDIR)/$(PYSPY_VENV)/bin/py-spy $(BIN)/python -m bench.profile

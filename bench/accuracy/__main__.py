@@ -7,7 +7,7 @@ LIME's stability — this project against shap and lime, on one suite, in one ru
 SHAP: this project's KernelSHAP and shap's KernelExplainer (``l1_reg=False``) over the same
 background with the same coalition budget (2M + 2048, so the same predictor rows), scored
 against exact Shapley values (M ≤ 16) or a 100×-budget permutation estimate (beyond).
-LIME: this project and the lime package at 5000 samples over 20 seeds.
+LIME: this project and the lime package at 5000 samples over 50 seeds (BENCH_SEEDS).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from explainers.background import Background
 
 RESULTS = Path(__file__).resolve().parent.parent / "results"
 CACHE = RESULTS / "accuracy-truth.npz"
-SEEDS = int(os.environ.get("BENCH_SEEDS", "20"))
+SEEDS = int(os.environ.get("BENCH_SEEDS", "50"))
 LIME_CASES = [("boosting", 5), ("boosting", 12), ("boosting", 20), ("forest", 12), ("forest", 20)]
 
 
