@@ -12,7 +12,8 @@ For a 20-feature random forest and a 20-feature logistic regression (50-row back
    KernelExplainer (nsamples 2·M + 2048, l1_reg=False), each with a predict_fn posting
    its batch to the predictor (requests + orjson);
 3. the predictor alone scoring exactly the rows this project sent, split and encoded as
-   it sends them (the limit), with the bytes on the wire;
+   it sends them (the limit), with the bytes on the wire — each predictor-alone call
+   right after an explanation, alternating, so that both meet the same machine;
 4. the TrustyAI call pattern: one predictor call per SHAP coalition;
 5. throughput with 16 concurrent clients against the predictor's own rows/s, and the
    explainer's memory sampled through that run; cross-request coalescing on and off at
@@ -130,15 +131,16 @@ def measure_model(
         else:
             lime_samples, shap_samples = LIME_DEFAULT, default_budget(m)
         flags = explainer_flags(csv, transport, mode, lime_samples, shap_samples)
-        with Explainer(model.name, predictor_address(addresses, transport), flags) as served:
-            run = asyncio.run(clients.sequential(served.url, instances, REPEATS))
         sent = clients.explanation_rows(x, bg, mode, lime_samples, shap_samples)
         address = addresses.grpc if protocol(transport) == "grpc-v2" else addresses.url
-        alone = asyncio.run(
-            clients.predictor_alone(
-                protocol(transport), address, model.name, sent, REPEATS, datatype(transport)
-            )
-        )
+        alone = clients.Alone(protocol(transport), address, model.name, sent, datatype(transport))
+
+        async def interleaved(url: str, alone: clients.Alone = alone) -> clients.Sequential:
+            async with alone:
+                return await clients.sequential(url, instances, REPEATS, between=alone.once)
+
+        with Explainer(model.name, predictor_address(addresses, transport), flags) as served:
+            run = asyncio.run(interleaved(served.url))
         row = {
             "model": model.name,
             "transport": transport,

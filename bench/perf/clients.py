@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import statistics
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,8 +51,15 @@ class Sequential:
         return statistics.median(self.times)
 
 
-async def sequential(url: str, instances: list[list[float]], repeats: int) -> Sequential:
-    """One client: the first request after start, then ``repeats`` more (other rows)."""
+async def sequential(
+    url: str,
+    instances: list[list[float]],
+    repeats: int,
+    between: Callable[[], Awaitable[None]] | None = None,
+) -> Sequential:
+    """One client: the first request after start, then ``repeats`` more (other rows).
+    ``between``, untimed here, runs after each request: the predictor-alone calls that
+    are interleaved with the explanations, so both meet the same machine."""
     times, answer = [], {}
     async with aiohttp.ClientSession() as session:
         for i in range(repeats + 1):
@@ -64,6 +72,8 @@ async def sequential(url: str, instances: list[list[float]], repeats: int) -> Se
             times.append(time.perf_counter() - start)
             if i == 0:
                 answer = orjson.loads(payload)
+            if between is not None:
+                await between()
     return Sequential(times[0], times[1:], answer)
 
 
@@ -118,35 +128,42 @@ def predictor_client(
     return V2RestPredictor(session, config)
 
 
-@dataclass
 class Alone:
-    times: list[float]
-    bytes_on_wire: int
+    """The predictor scoring exactly ``rows``, split and sent as the explainer sends them
+    (the limit): ``once`` times one such scoring; open with ``async with``."""
+
+    def __init__(
+        self, protocol: str, address: str, model: str, rows: np.ndarray, datatype: str = "FP64"
+    ) -> None:
+        self.args = (protocol, address, model, datatype)
+        self.rows = rows
+        self.times: list[float] = []
+        self.bytes_on_wire = 0
+
+    async def __aenter__(self) -> Alone:
+        protocol, address, model, datatype = self.args
+        self._session = aiohttp.ClientSession()
+        self.predictor = predictor_client(self._session, protocol, address, model, datatype)
+        await self.predictor.load_metadata()
+        await self.predictor.infer(self.rows)  # warm
+        self.predictor.bytes_sent = self.predictor.bytes_received = 0
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        if self.times:
+            wire = self.predictor.bytes_sent + self.predictor.bytes_received
+            self.bytes_on_wire = wire // len(self.times)
+        await self.predictor.close()
+        await self._session.close()
+
+    async def once(self) -> None:
+        start = time.perf_counter()
+        await self.predictor.infer(self.rows)
+        self.times.append(time.perf_counter() - start)
 
     @property
     def median(self) -> float:
         return statistics.median(self.times)
-
-
-async def predictor_alone(
-    protocol: str, address: str, model: str, rows: np.ndarray, repeats: int, datatype: str = "FP64"
-) -> Alone:
-    """The predictor scoring exactly ``rows``, split and sent as the explainer sends them."""
-    async with aiohttp.ClientSession() as session:
-        predictor = predictor_client(session, protocol, address, model, datatype)
-        try:
-            await predictor.load_metadata()
-            await predictor.infer(rows)  # warm
-            predictor.bytes_sent = predictor.bytes_received = 0
-            times = []
-            for _ in range(repeats):
-                start = time.perf_counter()
-                await predictor.infer(rows)
-                times.append(time.perf_counter() - start)
-            wire = (predictor.bytes_sent + predictor.bytes_received) // repeats
-        finally:
-            await predictor.close()
-    return Alone(times, wire)
 
 
 async def predictor_rows_per_second(

@@ -18,7 +18,8 @@ def render(result: dict[str, Any], repeats: int, reference_repeats: int) -> str:
         "`parallel_workers: 0`) on loopback, explainer and predictor sharing 2 cores. "
         f"Each explainer is a fresh process: *first* is its first request after start; "
         f"median and p95 over the next {repeats}. *Predictor alone*: the same rows, split "
-        "and encoded as the explainer sends them, from a bare client (the limit).",
+        "and encoded as the explainer sends them, from a bare client (the limit), each call "
+        "alternating with an explanation.",
         "",
         "## Against the limit",
         "",
