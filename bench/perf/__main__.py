@@ -47,7 +47,7 @@ from tests.mlserver import Addresses, running_mlserver, start_explainer, wait_ok
 from tests.models import ServedModel
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
-REPEATS = int(os.environ.get("BENCH_REPEATS", "15"))
+REPEATS = int(os.environ.get("BENCH_REPEATS", "25"))
 REFERENCE_REPEATS = int(os.environ.get("BENCH_REFERENCE_REPEATS", "5"))
 THROUGHPUT_SECONDS = float(os.environ.get("BENCH_THROUGHPUT_SECONDS", "60"))
 COALESCE_SECONDS = float(os.environ.get("BENCH_COALESCE_SECONDS", "20"))
