@@ -127,5 +127,5 @@ def render(result: dict[str, Any], repeats: int, reference_repeats: int) -> str:
 
 if __name__ == "__main__":
     data = json.loads((RESULTS / "perf.json").read_text())
-    repeats = int(sys.argv[1]) if len(sys.argv) > 1 else 15
+    repeats = int(sys.argv[1]) if len(sys.argv) > 1 else 25
     print(render(data, repeats, 5))
