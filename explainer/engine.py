@@ -1,10 +1,10 @@
 """The transport-agnostic service layer: rows in, explanations out.
 
 The HTTP handlers (and later the batch runner) call this. For one request it plans
-every row's LIME and SHAP perturbations, sends them to the predictor in as few calls as
-its batch limit allows (LIME's and SHAP's concurrently, so that each one's CPU work
-overlaps the other's predictor time), and fits the explanations from the scores. CPU
-work runs on the executor so the event loop keeps serving.
+every row's LIME and SHAP perturbations (concurrently), sends all of them to the
+predictor as one stream of calls cut only by its batch limit (``Predictor.infer_many``),
+and fits the explanations from the scores (concurrently). CPU work runs on the executor
+so the event loop keeps serving.
 """
 
 from __future__ import annotations
