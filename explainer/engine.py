@@ -1,10 +1,10 @@
 """The transport-agnostic service layer: rows in, explanations out.
 
 The HTTP handlers (and later the batch runner) call this. For one request it plans
-every row's LIME and SHAP perturbations (concurrently), sends all of them to the
-predictor as one stream of calls cut only by its batch limit (``Predictor.infer_many``),
-and fits the explanations from the scores (concurrently). CPU work runs on the executor
-so the event loop keeps serving.
+every row's LIME and SHAP perturbations, sends them to the predictor in as few calls as
+its batch limit allows (LIME's and SHAP's concurrently, so that each one's CPU work
+overlaps the other's predictor time), and fits the explanations from the scores. CPU
+work runs on the executor so the event loop keeps serving.
 """
 
 from __future__ import annotations
@@ -39,8 +39,6 @@ class Predictor(Protocol):
     def output_name(self) -> str | None: ...
 
     async def infer(self, rows: np.ndarray) -> np.ndarray: ...
-
-    async def infer_many(self, arrays: list[np.ndarray]) -> list[np.ndarray]: ...
 
 
 @dataclass(frozen=True)
@@ -150,23 +148,11 @@ class Engine:
         width = 0
         # Rows are explained in groups whose perturbations fill the predictor calls in
         # flight, so memory stays bounded however many rows a request has. Within a group
-        # the kinds (LIME, SHAP) plan concurrently; then all their rows go to the
-        # predictor as one stream of calls (LIME's few rows share a call with SHAP's
-        # instead of costing one of their own), and the kinds fit concurrently. Rounds
-        # towards a tolerance then go on per kind.
+        # each kind (LIME, SHAP) plans, scores and fits on its own, concurrently: one kind's
+        # CPU work overlaps the other's predictor calls (and shares them where they meet).
         for group in self._groups(rows, job):
-            start = time.perf_counter()
-            plans = await asyncio.gather(
-                *(
-                    self._run(partial(self._plan_rows, kind, group, snapshot, job))
-                    for kind in job.kinds
-                )
-            )
-            timings["plan"] += time.perf_counter() - start
-            by_kind_runs = [[_Run(plan) for plan in kind_plans] for kind_plans in plans]
-            await self._score(by_kind_runs, timings)
             per_kind = await asyncio.gather(
-                *(self._grow_kind(runs, job, timings) for runs in by_kind_runs)
+                *(self._explain_kind(kind, group, snapshot, job, timings) for kind in job.kinds)
             )
             by_kind = dict(zip(job.kinds, per_kind, strict=True))
             for r in range(group.shape[0]):
@@ -180,29 +166,42 @@ class Engine:
         ]
         return Explained(explained, names, outputs, timings)
 
-    async def _score(self, by_kind: list[list[_Run]], timings: dict[str, float]) -> None:
-        """Send the runs' pending rows to the predictor as one stream of calls (each run's
-        rows as they are: a copy of a SHAP plan is 17 MB), then refit every kind's runs
-        concurrently."""
+    async def _score(self, runs: list[_Run], timings: dict[str, float]) -> None:
+        """Send every run's pending rows to the predictor in one batch, then refit them."""
         start = time.perf_counter()
-        runs = [run for kind_runs in by_kind for run in kind_runs]
-        scores = await self.predictor.infer_many([run.pending for run in runs])
+        pending = [run.pending for run in runs]
+        # One run's rows go as they are: a copy of a SHAP plan is 17 MB per explanation.
+        rows = pending[0] if len(pending) == 1 else np.concatenate(pending)
+        scores = await self.predictor.infer(rows)
         timings["predictor"] += time.perf_counter() - start
         start = time.perf_counter()
-        for run, run_scores in zip(runs, scores, strict=True):
-            run.receive(run_scores)
-        await asyncio.gather(*(self._run(partial(_fit_runs, kind_runs)) for kind_runs in by_kind))
+        offset = 0
+        for run in runs:
+            count = run.pending.shape[0]
+            run.receive(scores[offset : offset + count])
+            offset += count
+        await self._run(partial(_fit_runs, runs))
         timings["fit"] += time.perf_counter() - start
 
-    async def _grow_kind(
-        self, runs: list[_Run], job: _Job, timings: dict[str, float]
+    async def _explain_kind(
+        self,
+        kind: str,
+        group: np.ndarray,
+        snapshot: BackgroundSnapshot,
+        job: _Job,
+        timings: dict[str, float],
     ) -> list[_Run]:
-        """Rounds towards ``job.tolerance`` for one kind's scored runs, within the caps."""
+        """One kind's explanations of ``group``: plan, score, grow to the tolerance, fit."""
+        start = time.perf_counter()
+        plans = await self._run(partial(self._plan_rows, kind, group, snapshot, job))
+        timings["plan"] += time.perf_counter() - start
+        runs = [_Run(plan) for plan in plans]
+        await self._score(runs, timings)
         for _ in range(MAX_ROUNDS if job.tolerance is not None else 0):
             growing = await self._run(partial(self._grow, runs, job))
             if not growing:
                 break
-            await self._score([growing], timings)
+            await self._score(growing, timings)
         return runs
 
     def _grow(self, runs: list[_Run], job: _Job) -> list[_Run]:

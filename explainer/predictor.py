@@ -198,35 +198,6 @@ class Predictor(ABC):
         results = await asyncio.gather(*(self._call(chunk, self._output) for chunk in chunks))
         return results[0] if len(results) == 1 else np.concatenate(results)
 
-    async def infer_many(self, arrays: list[np.ndarray]) -> list[np.ndarray]:
-        """Scores for several arrays of rows, sent as if they were one: calls are cut
-        over their concatenation, so a few rows (LIME's) ride in the same call as many
-        (SHAP's) instead of costing a call of their own — a model's per-call cost, a few
-        milliseconds for a forest, is paid once, and the calls do not depend on timing.
-        Only the rows of a call that spans two arrays are copied."""
-        if len(arrays) == 1:
-            return [await self.infer(arrays[0])]
-        size = max(1, self.rows_per_call(arrays[0].shape[1]))
-        calls: list[np.ndarray] = []
-        parts: list[np.ndarray] = []
-        filled = 0
-        for array in arrays:
-            start = 0
-            while start < array.shape[0]:
-                take = min(size - filled, array.shape[0] - start)
-                parts.append(array[start : start + take])
-                filled += take
-                start += take
-                if filled == size:
-                    calls.append(parts[0] if len(parts) == 1 else np.concatenate(parts))
-                    parts, filled = [], 0
-        if parts:
-            calls.append(parts[0] if len(parts) == 1 else np.concatenate(parts))
-        scored = await asyncio.gather(*(self.infer(call) for call in calls))
-        scores = scored[0] if len(scored) == 1 else np.concatenate(scored)
-        bounds = np.cumsum([0] + [array.shape[0] for array in arrays])
-        return [scores[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
-
     async def _call(self, rows: np.ndarray, output: str | None) -> np.ndarray:
         async with self._slots:
             start = time.perf_counter()

@@ -271,7 +271,7 @@ async def test_linear_model_without_probabilities_explains_its_prediction(
     )
 
 
-async def test_all_mode_sends_lime_and_shap_rows_in_shared_calls(
+async def test_all_mode_sends_its_rows_in_few_calls_cut_only_by_the_limit(
     explainer: ExplainerFactory, mlserver: Predictor
 ) -> None:
     from explainer.app import RUNTIME
@@ -289,7 +289,11 @@ async def test_all_mode_sends_lime_and_shap_rows_in_shared_calls(
     rows = predictor.rows_sent - rows_before
     shap_rows = 1 + 50 + (2 * 20 + 2048) * 50
     assert rows == 5000 + shap_rows
-    assert predictor.calls - calls_before == -(-rows // 40_000)  # ceil: split only by the limit
+    # SHAP's rows go as soon as they are planned, cut only by the limit; LIME's share
+    # SHAP's last, partly filled call when they reach it in time, else take one call more.
+    # Never a call per coalition, nor LIME's rows split.
+    calls = predictor.calls - calls_before
+    assert -(-shap_rows // 40_000) <= calls <= -(-shap_rows // 40_000) + 1
 
 
 async def test_predict_passes_through_and_probes_report_ready(
