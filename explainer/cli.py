@@ -75,7 +75,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     report_parser.add_argument("--html", required=True, help="where to write the report")
     _add_setting_flags(batch_parser)
     args, unknown = parser.parse_known_args(argv)
-    _one_blas_thread()
+    if args.command in NUMERIC_COMMANDS:  # not healthcheck or report: they start fast
+        _one_blas_thread()
     try:
         if args.command == "serve":
             return _serve(args, unknown)
@@ -111,6 +112,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except StartupError as exc:
         print(f"explainer: {exc}", file=sys.stderr)
         return 2
+
+
+# The commands that explain, and so do linear algebra.
+NUMERIC_COMMANDS = frozenset({"serve", "batch", "demo", "warm-up"})
 
 
 def _one_blas_thread() -> None:

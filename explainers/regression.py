@@ -19,19 +19,17 @@ import numpy as np
 from scipy.stats import t as student_t
 
 
-def unit_variance(
-    projected: np.ndarray, resid: np.ndarray, units: np.ndarray, n_units: int
-) -> np.ndarray:
-    """Sandwich variance (K, m) of Σᵢ resid[i, k] · projected[i] when rows are grouped
-    into independent units: n/(n − 1) Σ_u (S_u − S̄)², with S_u the unit's sum.
+def unit_variance(influence: np.ndarray, units: np.ndarray, n_units: int) -> np.ndarray:
+    """Sandwich variance (K, m) of Σᵢ influence[i] when rows are grouped into independent
+    units: the spread of the units' sums.
 
-    ``projected`` (n, m) is each row's influence direction already multiplied by the
-    bread (so diag(B·meat·Bᵀ) never forms the meat); ``resid`` (n, K); ``units`` (n,) the
+    ``influence`` (n, K, m): each row's residual times its influence direction, already
+    multiplied by the bread (so diag(B·meat·Bᵀ) never forms the meat); ``units`` (n,) the
     unit of each row, −1 for deterministic rows.
     """
     sampled = units >= 0
     unit = units[sampled]
-    influence = resid[sampled][:, :, None] * projected[sampled][:, None, :]  # (n, K, m)
+    influence = influence[sampled]
     counts = np.bincount(unit, minlength=n_units)
     if counts.min() > 0:  # sum each unit's rows in one pass, in a fixed order
         order = np.argsort(unit, kind="stable")
@@ -40,8 +38,20 @@ def unit_variance(
     else:
         sums = np.zeros((n_units, *influence.shape[1:]))
         np.add.at(sums, unit, influence)
+    return spread(sums)
+
+
+def spread(sums: np.ndarray) -> np.ndarray:
+    """n/(n − 1) Σ_u (S_u − S̄)² over the first axis: the variance of Σ_u S_u when the
+    n units are independent draws."""
+    n = sums.shape[0]
     centred = sums - sums.mean(axis=0)
-    return (centred**2).sum(axis=0) * (n_units / (n_units - 1))
+    return (centred**2).sum(axis=0) * (n / (n - 1))
+
+
+def influences(projected: np.ndarray, resid: np.ndarray) -> np.ndarray:
+    """(n, K, m): row i's residual for output k times its bread-projected direction."""
+    return resid[:, :, None] * projected[:, None, :]
 
 
 @dataclass(frozen=True)
@@ -106,13 +116,10 @@ def weighted_ridge(
     coef_var = np.zeros((y.shape[1], m))
     dof = max(n_units - 1, 0)
     if n_units >= 2:
-        projected = xw @ h_inv[:m].T
-        coef_var = unit_variance(projected, resid, units, n_units)
-        if pooled:
-            rows = np.flatnonzero(units >= 0)
-            each = np.full(units.shape[0], -1, dtype=np.int64)
-            each[rows] = np.arange(rows.size)
-            iid = unit_variance(projected, resid, each, rows.size)
+        influence = influences(xw @ h_inv[:m].T, resid)
+        coef_var = unit_variance(influence, units, n_units)
+        if pooled:  # every sampled row its own unit
+            iid = spread(influence[units >= 0])
             total = iid.sum(axis=1, keepdims=True)
             with np.errstate(divide="ignore", invalid="ignore"):
                 effect = np.where(total > 0, coef_var.sum(axis=1, keepdims=True) / total, 0.0)
@@ -159,7 +166,7 @@ def constrained_least_squares(
     if n_units >= 2:
         q = a_inv - np.outer(a_inv_1, a_inv_1) / denom
         resid = values - z @ phi  # (C, K)
-        variance = unit_variance(zw @ q.T, resid, units, n_units)
+        variance = unit_variance(influences(zw @ q.T, resid), units, n_units)
     return ShapleyFit(scores=phi.T, variance=variance)
 
 
