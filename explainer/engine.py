@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field, replace
 from functools import partial
@@ -23,9 +23,10 @@ import numpy as np
 from explainer.background_data import BackgroundSnapshot, BackgroundStore
 from explainer.errors import BadRequest, PayloadTooLarge, PredictorFailed
 from explainer.payloads import ExplainParameters, RowExplanation, RowsRequest
-from explainer.predictor import ModelMetadata
+from explainer.predictor import ModelMetadata, Scoring
 from explainer.settings import Settings
 from explainers import kernel_shap, lime
+from explainers.regression import RidgeDesign
 from explainers.saliencies import Saliencies
 
 T = TypeVar("T")
@@ -39,6 +40,8 @@ class Predictor(Protocol):
     def output_name(self) -> str | None: ...
 
     async def infer(self, rows: np.ndarray) -> np.ndarray: ...
+
+    def stream(self) -> Scoring: ...
 
 
 @dataclass(frozen=True)
@@ -74,6 +77,11 @@ class _Run:
         self.pending = plan.rows
         self.scores = np.zeros((0, 0))
         self.saliencies: Saliencies | None = None
+        self.prepared: RidgeDesign | None = None  # LIME's score-free half of the fit
+
+    def prepare(self) -> None:
+        if isinstance(self.plan, lime.LimePlan) and self.prepared is None:
+            self.prepared = lime.prepare(self.plan)
 
     def receive(self, scores: np.ndarray) -> None:
         self.scores = scores if self.scores.size == 0 else np.concatenate([self.scores, scores])
@@ -81,7 +89,7 @@ class _Run:
 
     def fit(self) -> None:
         if isinstance(self.plan, lime.LimePlan):
-            self.saliencies = lime.fit(self.plan, self.scores)
+            self.saliencies = lime.fit(self.plan, self.scores, self.prepared)
         else:
             self.saliencies = kernel_shap.fit(self.plan, self.scores)
 
@@ -98,6 +106,7 @@ class _Run:
             if add <= 0:
                 return False
             self.plan, self.pending = lime.extend(self.plan, add)
+            self.prepared = None
         else:
             design = self.plan.design
             room = (settings.shap_max_samples - len(design.masks)) // 2
@@ -118,6 +127,18 @@ class _Run:
 def _fit_runs(runs: list[_Run]) -> None:
     for run in runs:
         run.fit()
+
+
+def _pending(runs: list[_Run]) -> np.ndarray:
+    """The runs' rows still to score; one run's as they are (a copy of a SHAP plan is
+    17 MB per explanation)."""
+    pending = [run.pending for run in runs]
+    return pending[0] if len(pending) == 1 else np.concatenate(pending)
+
+
+def _prepare_runs(runs: list[_Run]) -> None:
+    for run in runs:
+        run.prepare()
 
 
 class Engine:
@@ -148,15 +169,34 @@ class Engine:
         width = 0
         # Rows are explained in groups whose perturbations fill the predictor calls in
         # flight, so memory stays bounded however many rows a request has. Within a group
-        # each kind (LIME, SHAP) plans, scores and fits on its own, concurrently: one kind's
-        # CPU work overlaps the other's predictor calls (and shares them where they meet).
+        # all the kinds' rows go to the predictor as one stream of calls: SHAP's many rows
+        # first, their calls sent as soon as they are planned, then LIME's few, which
+        # share SHAP's last call instead of paying a call of their own. LIME plans while
+        # SHAP's first calls are scored and prepares its fit while its own are. Each
+        # kind fits as soon as its rows are scored, and grows towards a tolerance alone.
+        order = sorted(job.kinds, key=lambda kind: kind != "SHAP")
         for group in self._groups(rows, job):
-            per_kind = await asyncio.gather(
-                *(self._explain_kind(kind, group, snapshot, job, timings) for kind in job.kinds)
-            )
-            by_kind = dict(zip(job.kinds, per_kind, strict=True))
+            scoring = self.predictor.stream()
+            try:
+                runs_by_kind: dict[str, list[_Run]] = {}
+                for kind in order:
+                    start = time.perf_counter()
+                    plans = await self._run(partial(self._plan_rows, kind, group, snapshot, job))
+                    timings["plan"] += time.perf_counter() - start
+                    runs_by_kind[kind] = [_Run(plan) for plan in plans]
+                    scoring.add(_pending(runs_by_kind[kind]))
+                scoring.finish()
+                per_kind = await asyncio.gather(
+                    *(
+                        self._explain_kind(runs_by_kind[kind], scoring.of(a), job, timings)
+                        for a, kind in enumerate(order)
+                    )
+                )
+            finally:
+                scoring.cancel()  # calls nobody waits for any more, after a failure
+            by_kind = dict(zip(order, per_kind, strict=True))
             for r in range(group.shape[0]):
-                fitted.append({kind: runs[r].result(job) for kind, runs in by_kind.items()})
+                fitted.append({kind: by_kind[kind][r].result(job) for kind in job.kinds})
             width = per_kind[0][0].scores.shape[1]
 
         outputs, selected = self._outputs(width, request.parameters.target)
@@ -166,13 +206,23 @@ class Engine:
         ]
         return Explained(explained, names, outputs, timings)
 
-    async def _score(self, runs: list[_Run], timings: dict[str, float]) -> None:
-        """Send every run's pending rows to the predictor in one batch, then refit them."""
+    async def _score(
+        self,
+        runs: list[_Run],
+        timings: dict[str, float],
+        scoring: Awaitable[np.ndarray] | None = None,
+    ) -> None:
+        """Score every run's pending rows in one batch (``scoring``, if their calls are
+        already on their way), then refit them. What the fits can compute without scores
+        is computed while the predictor scores."""
         start = time.perf_counter()
-        pending = [run.pending for run in runs]
-        # One run's rows go as they are: a copy of a SHAP plan is 17 MB per explanation.
-        rows = pending[0] if len(pending) == 1 else np.concatenate(pending)
-        scores = await self.predictor.infer(rows)
+        call = asyncio.ensure_future(scoring or self.predictor.infer(_pending(runs)))
+        try:
+            await self._run(partial(_prepare_runs, runs))
+            scores = await call
+        except BaseException:
+            call.cancel()
+            raise
         timings["predictor"] += time.perf_counter() - start
         start = time.perf_counter()
         offset = 0
@@ -185,18 +235,14 @@ class Engine:
 
     async def _explain_kind(
         self,
-        kind: str,
-        group: np.ndarray,
-        snapshot: BackgroundSnapshot,
+        runs: list[_Run],
+        scoring: Awaitable[np.ndarray],
         job: _Job,
         timings: dict[str, float],
     ) -> list[_Run]:
-        """One kind's explanations of ``group``: plan, score, grow to the tolerance, fit."""
-        start = time.perf_counter()
-        plans = await self._run(partial(self._plan_rows, kind, group, snapshot, job))
-        timings["plan"] += time.perf_counter() - start
-        runs = [_Run(plan) for plan in plans]
-        await self._score(runs, timings)
+        """One kind's planned explanations of a group: scored (``scoring``), fitted, then
+        grown towards the tolerance."""
+        await self._score(runs, timings, scoring)
         for _ in range(MAX_ROUNDS if job.tolerance is not None else 0):
             growing = await self._run(partial(self._grow, runs, job))
             if not growing:

@@ -45,7 +45,7 @@ import numpy as np
 from scipy.stats import qmc
 
 from explainers import kernels
-from explainers.regression import half_width, weighted_ridge
+from explainers.regression import RidgeDesign, half_width, ridge_design, ridge_solve
 from explainers.saliencies import Saliencies
 
 RNG_STREAM = 1  # keeps LIME's draws independent of SHAP's under one seed
@@ -287,18 +287,18 @@ def at_share(plan: LimePlan, samples: int) -> LimePlan:
     return replace(plan, weights=weights)
 
 
-def fit(plan: LimePlan, scores: np.ndarray) -> Saliencies:
-    """``scores`` (n, K): the predictor's outputs for ``plan.rows``."""
-    result = weighted_ridge(
-        plan.binary,
-        scores,
-        plan.weights,
-        plan.ridge_alpha,
-        plan.units,
-        plan.n_units,
-        controls=plan.controls,
-        pooled=True,
+def prepare(plan: LimePlan) -> RidgeDesign:
+    """The surrogate regression's score-free half (``regression.ridge_design``): the
+    engine builds it while the predictor scores ``plan.rows``."""
+    return ridge_design(
+        plan.binary, plan.weights, plan.ridge_alpha, plan.units, plan.n_units, plan.controls
     )
+
+
+def fit(plan: LimePlan, scores: np.ndarray, prepared: RidgeDesign | None = None) -> Saliencies:
+    """``scores`` (n, K): the predictor's outputs for ``plan.rows``; ``prepared``:
+    ``prepare(plan)``, if it was built already."""
+    result = ridge_solve(prepared or prepare(plan), scores, pooled=True)
     return Saliencies(
         scores=result.coef,
         confidence=half_width(result.coef_var, plan.n_units, result.dof),

@@ -65,6 +65,78 @@ class RidgeFit:
     dof: int  # degrees of freedom of coef_var
 
 
+@dataclass(frozen=True)
+class RidgeDesign:
+    """Everything ``weighted_ridge`` computes before it sees ``y``: the weighted Gram
+    matrix's inverse and each row's bread-projected influence direction. It depends only
+    on the plan, so it is built while the predictor scores (``ridge_design``), and the
+    fit that remains once scores arrive is a few thin products (``ridge_solve``)."""
+
+    columns: np.ndarray  # (n, P): x, then the controls
+    m: int  # the leading columns whose coefficients are reported
+    weights: np.ndarray  # (n,)
+    mean: np.ndarray  # (P,) weighted column means
+    h_inv: np.ndarray  # (P, P) inverse of the centred weighted Gram matrix + αI
+    projected: np.ndarray  # (n, m): wᵢ (xᵢ − x̄) projected on β's rows of h_inv
+    units: np.ndarray
+    n_units: int
+
+
+def ridge_design(
+    x: np.ndarray,
+    w: np.ndarray,
+    alpha: float,
+    units: np.ndarray,
+    n_units: int,
+    controls: np.ndarray | None = None,
+) -> RidgeDesign:
+    """The ``y``-free half of ``weighted_ridge`` (its arguments say what these are)."""
+    m = x.shape[1]
+    columns = x
+    if controls is not None and controls.shape[1]:
+        columns = np.concatenate([x, controls], axis=1)
+    sw = w.sum()
+    mean = w @ columns / sw
+    scaled = columns * np.sqrt(w)[:, None]
+    gram = scaled.T @ scaled  # one symmetric product (BLAS syrk), then centred
+    gram -= sw * np.outer(mean, mean)
+    gram[np.diag_indices_from(gram)] += alpha
+    h_inv = np.linalg.inv(gram)
+    bread = h_inv[:m].T
+    projected = (columns @ bread - mean @ bread) * w[:, None]
+    return RidgeDesign(columns, m, w, mean, h_inv, projected, units, n_units)
+
+
+def ridge_solve(design: RidgeDesign, y: np.ndarray, pooled: bool = False) -> RidgeFit:
+    """``weighted_ridge`` on a prepared ``design``, for scores ``y`` (n, K)."""
+    m, w, mean = design.m, design.weights, design.mean
+    sw = w.sum()
+    y_mean = w @ y / sw
+    yc = y - y_mean
+    coef = (design.h_inv @ (design.columns.T @ (yc * w[:, None]))).T  # (K, P)
+    intercept = y_mean - coef @ mean
+    resid = y - intercept - design.columns @ coef.T  # (n, K)
+    surrogate_resid = yc - (design.columns[:, :m] - mean[:m]) @ coef[:, :m].T
+    ss_res = w @ (surrogate_resid**2)
+    ss_tot = w @ (yc**2)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r2 = np.where(ss_tot > 0, 1.0 - ss_res / ss_tot, 1.0)
+    units, n_units = design.units, design.n_units
+    coef_var = np.zeros((y.shape[1], m))
+    dof = max(n_units - 1, 0)
+    if n_units >= 2:
+        influence = influences(design.projected, resid)
+        coef_var = unit_variance(influence, units, n_units)
+        if pooled:  # every sampled row its own unit
+            iid = spread(influence[units >= 0])
+            total = iid.sum(axis=1, keepdims=True)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                effect = np.where(total > 0, coef_var.sum(axis=1, keepdims=True) / total, 0.0)
+            coef_var = effect * iid
+            dof *= m
+    return RidgeFit(coef=coef[:, :m], intercept=intercept, r2=r2, coef_var=coef_var, dof=dof)
+
+
 def weighted_ridge(
     x: np.ndarray,
     y: np.ndarray,
@@ -95,37 +167,8 @@ def weighted_ridge(
     alike across coefficients; in return the variance has (units − 1)·M degrees of
     freedom instead of units − 1.
     """
-    m = x.shape[1]
-    if controls is not None and controls.shape[1]:
-        x = np.concatenate([x, controls], axis=1)
-    sw = w.sum()
-    x_mean = w @ x / sw
-    y_mean = w @ y / sw
-    xc = x - x_mean
-    yc = y - y_mean
-    xw = xc * w[:, None]
-    h_inv = np.linalg.inv(xc.T @ xw + alpha * np.eye(x.shape[1]))
-    coef = (h_inv @ (xw.T @ yc)).T  # (K, M + C)
-    intercept = y_mean - coef @ x_mean
-    resid = yc - xc @ coef.T  # (n, K)
-    surrogate_resid = yc - xc[:, :m] @ coef[:, :m].T
-    ss_res = w @ (surrogate_resid**2)
-    ss_tot = w @ (yc**2)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        r2 = np.where(ss_tot > 0, 1.0 - ss_res / ss_tot, 1.0)
-    coef_var = np.zeros((y.shape[1], m))
-    dof = max(n_units - 1, 0)
-    if n_units >= 2:
-        influence = influences(xw @ h_inv[:m].T, resid)
-        coef_var = unit_variance(influence, units, n_units)
-        if pooled:  # every sampled row its own unit
-            iid = spread(influence[units >= 0])
-            total = iid.sum(axis=1, keepdims=True)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                effect = np.where(total > 0, coef_var.sum(axis=1, keepdims=True) / total, 0.0)
-            coef_var = effect * iid
-            dof *= m
-    return RidgeFit(coef=coef[:, :m], intercept=intercept, r2=r2, coef_var=coef_var, dof=dof)
+    design = ridge_design(x, w, alpha, units, n_units, controls)
+    return ridge_solve(design, y, pooled)
 
 
 @dataclass(frozen=True)
