@@ -217,6 +217,8 @@ async def _warm(runtime: Runtime, executor: ThreadPoolExecutor) -> None:
             await engine.explain(RowsRequest(probe, None, ExplainParameters()))
         except ExplainerError as exc:
             log.warning("warm-up explanation failed: %s", exc.message)
+        except Exception:  # a bug must not keep the service from ever being ready
+            log.exception("warm-up explanation failed")
     runtime.warmed.set()
     log.info("warmed up; explaining predictor output %s", predictor.output_name or "(default)")
 
@@ -373,5 +375,8 @@ async def live(request: web.Request) -> web.Response:
 
 async def metrics(request: web.Request) -> web.Response:
     request.app[METRICS].tasks.set(len(asyncio.all_tasks()))
+    runtime = request.app.get(RUNTIME)
+    if runtime is not None:
+        request.app[METRICS].planned_rows.set(runtime.engine.budget.used)
     body = generate_latest(request.app[METRICS].registry)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})

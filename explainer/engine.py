@@ -1,10 +1,11 @@
 """The transport-agnostic service layer: rows in, explanations out.
 
 The HTTP handlers (and later the batch runner) call this. For one request it plans
-every row's LIME and SHAP perturbations, sends them to the predictor in as few calls as
-its batch limit allows (LIME's and SHAP's concurrently, so that each one's CPU work
-overlaps the other's predictor time), and fits the explanations from the scores. CPU
-work runs on the executor so the event loop keeps serving.
+every row's LIME and SHAP perturbations (no more rows at once, across requests, than
+twice the predictor's calls in flight: ``admission``), sends them to the predictor as
+one stream of calls cut only by its batch limit, and fits the explanations from the
+scores, preparing what it can while the predictor scores. CPU work runs on the
+executor so the event loop keeps serving.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any, Protocol, TypeVar
 
 import numpy as np
 
+from explainer.admission import RowBudget
 from explainer.background_data import BackgroundSnapshot, BackgroundStore
 from explainer.errors import BadRequest, PayloadTooLarge, PredictorFailed
 from explainer.payloads import ExplainParameters, RowExplanation, RowsRequest
@@ -158,6 +160,10 @@ class Engine:
         self._executor = executor
         self.features = features
         self.feature_names = feature_names
+        # Rows planned at once, across requests: twice the predictor's calls in flight.
+        self.budget = RowBudget(
+            2 * settings.predictor_max_batch * settings.predictor_max_concurrency
+        )
 
     async def explain(self, request: RowsRequest) -> Explained:
         rows, names = self._checked_rows(request)
@@ -168,36 +174,20 @@ class Engine:
         fitted: list[dict[str, Saliencies]] = []
         width = 0
         # Rows are explained in groups whose perturbations fill the predictor calls in
-        # flight, so memory stays bounded however many rows a request has. Within a group
+        # flight, so memory stays bounded however many rows a request has; across
+        # requests, a group is planned only once its rows fit the budget (twice the calls
+        # in flight), so memory follows the predictor's calls, not the queue. Within a group
         # all the kinds' rows go to the predictor as one stream of calls: SHAP's many rows
         # first, their calls sent as soon as they are planned, then LIME's few, which
         # share SHAP's last call instead of paying a call of their own. LIME plans while
         # SHAP's first calls are scored and prepares its fit while its own are. Each
         # kind fits as soon as its rows are scored, and grows towards a tolerance alone.
         order = sorted(job.kinds, key=lambda kind: kind != "SHAP")
-        for group in self._groups(rows, job):
-            scoring = self.predictor.stream()
-            try:
-                runs_by_kind: dict[str, list[_Run]] = {}
-                for kind in order:
-                    start = time.perf_counter()
-                    plans = await self._run(partial(self._plan_rows, kind, group, snapshot, job))
-                    timings["plan"] += time.perf_counter() - start
-                    runs_by_kind[kind] = [_Run(plan) for plan in plans]
-                    scoring.add(_pending(runs_by_kind[kind]))
-                scoring.finish()
-                per_kind = await asyncio.gather(
-                    *(
-                        self._explain_kind(runs_by_kind[kind], scoring.of(a), job, timings)
-                        for a, kind in enumerate(order)
-                    )
-                )
-            finally:
-                scoring.cancel()  # calls nobody waits for any more, after a failure
-            by_kind = dict(zip(order, per_kind, strict=True))
-            for r in range(group.shape[0]):
-                fitted.append({kind: by_kind[kind][r].result(job) for kind in job.kinds})
-            width = per_kind[0][0].scores.shape[1]
+        per_row = self._rows_per_row(job, rows.shape[1], snapshot)
+        for group in self._groups(rows, per_row):
+            async with self.budget.hold(per_row * group.shape[0]):
+                fitted += await self._explain_group(group, order, snapshot, job, timings)
+            width = fitted[-1][job.kinds[0]].scores.shape[0]  # (K, M): K outputs
 
         outputs, selected = self._outputs(width, request.parameters.target)
         facts = {kind: {"background": snapshot.description} for kind in job.kinds}
@@ -205,6 +195,39 @@ class Engine:
             RowExplanation({k: s.select(selected) for k, s in row.items()}, facts) for row in fitted
         ]
         return Explained(explained, names, outputs, timings)
+
+    async def _explain_group(
+        self,
+        group: np.ndarray,
+        order: list[str],
+        snapshot: BackgroundSnapshot,
+        job: _Job,
+        timings: dict[str, float],
+    ) -> list[dict[str, Saliencies]]:
+        """Every kind's explanations of ``group``'s rows: planned, scored as one stream of
+        calls, fitted (and grown towards the tolerance)."""
+        scoring = self.predictor.stream()
+        try:
+            runs_by_kind: dict[str, list[_Run]] = {}
+            for kind in order:
+                start = time.perf_counter()
+                plans = await self._run(partial(self._plan_rows, kind, group, snapshot, job))
+                timings["plan"] += time.perf_counter() - start
+                runs_by_kind[kind] = [_Run(plan) for plan in plans]
+                scoring.add(_pending(runs_by_kind[kind]))
+            scoring.finish()
+            await asyncio.gather(
+                *(
+                    self._explain_kind(runs_by_kind[kind], scoring.of(a), job, timings)
+                    for a, kind in enumerate(order)
+                )
+            )
+        finally:
+            scoring.cancel()  # calls nobody waits for any more, after a failure
+        return [
+            {kind: runs_by_kind[kind][r].result(job) for kind in job.kinds}
+            for r in range(group.shape[0])
+        ]
 
     async def _score(
         self,
@@ -255,14 +278,19 @@ class Engine:
         assert job.tolerance is not None
         return [run for run in runs if run.extend(job.tolerance, self.settings)]
 
-    def _groups(self, rows: np.ndarray, job: _Job) -> list[np.ndarray]:
+    def _rows_per_row(self, job: _Job, m: int, snapshot: BackgroundSnapshot) -> int:
+        """Predictor rows one row's explanations plan in their first round."""
         per_row = 0
         if "LIME" in job.kinds:
             per_row += job.lime_samples
-        if "SHAP" in job.kinds:  # an upper bound: fewer when every coalition fits the budget
-            per_row += (1 + job.shap_samples) * self.settings.shap_background_size + 1
+        if "SHAP" in job.kinds:
+            background = snapshot.shap.rows.shape[0]
+            per_row += kernel_shap.rows_planned(m, job.shap_samples, background)
+        return max(per_row, 1)
+
+    def _groups(self, rows: np.ndarray, per_row: int) -> list[np.ndarray]:
         in_flight = self.settings.predictor_max_batch * self.settings.predictor_max_concurrency
-        size = max(1, in_flight // max(per_row, 1))
+        size = max(1, in_flight // per_row)
         return [rows[i : i + size] for i in range(0, rows.shape[0], size)]
 
     async def predict(self, request: RowsRequest) -> np.ndarray:

@@ -45,6 +45,12 @@ class Metrics:
             buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
         )
 
+        self.planned_rows = Gauge(
+            "explainer_planned_rows",
+            "Perturbation rows planned and not yet fitted, across requests (bounded at "
+            "twice the predictor's calls in flight)",
+            registry=self.registry,
+        )
         # Leak detectors, read at scrape time: asyncio tasks alive, and (Linux) the
         # process's open file descriptors and resident memory.
         self.tasks = Gauge(

@@ -36,6 +36,13 @@ def default_budget(m: int) -> int:
     return 2 * m + 2048
 
 
+def rows_planned(m: int, budget: int, background_rows: int) -> int:
+    """Rows ``plan`` builds for ``m`` features (at most; fewer coalitions only when the
+    budget is odd): the instance, the background, each coalition on every background row."""
+    coalitions = 0 if m < 2 else min(budget, 2**m - 2)
+    return 1 + background_rows + coalitions * background_rows
+
+
 @dataclass(frozen=True)
 class ShapContext:
     background: Background

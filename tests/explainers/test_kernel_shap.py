@@ -164,3 +164,17 @@ def test_matches_shap_exact_explainer_up_to_ten_features(model: str, m: int) -> 
         assert ours.facts["exact"]
         theirs = reference(x[None, :]).values[0]
         np.testing.assert_allclose(ours.scores[0], theirs, atol=1e-9)
+
+
+@pytest.mark.parametrize(
+    ("m", "budget"), [(1, 10), (2, 10), (5, 2058), (12, 300), (20, 1000), (20, 1001)]
+)
+def test_rows_planned_is_what_plan_builds_at_most_and_exactly_for_an_even_budget(
+    m: int, budget: int
+) -> None:
+    rng = np.random.default_rng(m)
+    background = summarize(rng.random((7, m)), 100)
+    rows = kernel_shap.plan(rng.random(m), kernel_shap.ShapContext(background, budget)).rows
+    bound = kernel_shap.rows_planned(m, budget, 7)
+    assert rows.shape[0] <= bound
+    assert rows.shape[0] == bound or (budget % 2 and 2**m - 2 > budget)
