@@ -18,6 +18,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from explainer import __version__, storage
+from explainer.memory import keep_freed_memory
 from explainer.settings import Settings, describe_error
 
 log = logging.getLogger("explainer")
@@ -77,6 +78,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args, unknown = parser.parse_known_args(argv)
     if args.command in NUMERIC_COMMANDS:  # not healthcheck or report: they start fast
         _one_blas_thread()
+        keep_freed_memory()
     try:
         if args.command == "serve":
             return _serve(args, unknown)

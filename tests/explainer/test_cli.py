@@ -160,3 +160,30 @@ def test_every_explaining_command_runs_with_one_blas_thread() -> None:
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
     )
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_explaining_commands_keep_freed_blocks_for_the_next_request() -> None:
+    """A freed 20 MB block goes back to the kernel under glibc's defaults (so the next
+    request pays its page faults again); after ``main`` it stays for reuse."""
+    script = (
+        "import os, sys\n"
+        "import numpy as np\n"
+        "from explainer import cli\n"
+        "if sys.argv[1] == 'explainer':\n"
+        "    cli.main(['warm-up'])\n"
+        "def rss():\n"
+        "    return int(open('/proc/self/statm').read().split()[1]) * os.sysconf('SC_PAGE_SIZE')\n"
+        "block = np.ones((20 << 20) // 8)\n"
+        "before = rss()\n"
+        "del block\n"
+        "print(before - rss())\n"
+    )
+    returned = {}
+    for kind in ("plain", "explainer"):
+        done = subprocess.run(
+            [sys.executable, "-c", script, kind], capture_output=True, text=True, timeout=120
+        )
+        assert done.returncode == 0, done.stderr
+        returned[kind] = int(done.stdout.split()[-1])
+    assert returned["plain"] > 15 << 20
+    assert returned["explainer"] < 2 << 20
