@@ -81,6 +81,11 @@ class _Run:
         self.saliencies: Saliencies | None = None
         self.prepared: RidgeDesign | None = None  # LIME's score-free half of the fit
 
+    @property
+    def unprepared(self) -> bool:
+        """Whether its fit has a score-free half (LIME's) not yet built."""
+        return isinstance(self.plan, lime.LimePlan) and self.prepared is None
+
     def prepare(self) -> None:
         if isinstance(self.plan, lime.LimePlan) and self.prepared is None:
             self.prepared = lime.prepare(self.plan)
@@ -241,7 +246,9 @@ class Engine:
         start = time.perf_counter()
         call = asyncio.ensure_future(scoring or self.predictor.infer(_pending(runs)))
         try:
-            await self._run(partial(_prepare_runs, runs))
+            unprepared = [run for run in runs if run.unprepared]
+            if unprepared:  # SHAP's fit has nothing to prepare: no executor round trip
+                await self._run(partial(_prepare_runs, unprepared))
             scores = await call
         except BaseException:
             call.cancel()
@@ -262,7 +269,7 @@ class Engine:
         scoring: Awaitable[np.ndarray],
         job: _Job,
         timings: dict[str, float],
-    ) -> list[_Run]:
+    ) -> None:
         """One kind's planned explanations of a group: scored (``scoring``), fitted, then
         grown towards the tolerance."""
         await self._score(runs, timings, scoring)
@@ -271,7 +278,6 @@ class Engine:
             if not growing:
                 break
             await self._score(growing, timings)
-        return runs
 
     def _grow(self, runs: list[_Run], job: _Job) -> list[_Run]:
         """Extend the runs whose widest interval is over the tolerance, within the caps."""
