@@ -7,7 +7,9 @@ used and how many rows it had — a request never fails for lack of background.
 
 A reservoir larger than the SHAP background is summarised by k-means, which costs a
 tenth of a second or more; the summary is therefore rebuilt only once the rows seen
-have grown by ``REBUILD_GROWTH`` since the last build, not after every request.
+have grown by ``REBUILD_GROWTH`` since the last build, not after every request, and
+outside the lock that ``observe`` (on the event loop) takes: a rebuild works on a copy
+of the rows and swaps its result in, so nothing on the loop ever waits for one.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import csv
 import io
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any
 
@@ -24,7 +26,7 @@ import numpy as np
 
 from explainer import storage
 from explainers.background import Background, summarize
-from explainers.lime import LimeStatistics
+from explainers.maskers.numeric import LimeStatistics
 
 if TYPE_CHECKING:
     from explainer.settings import Settings
@@ -225,6 +227,15 @@ class BackgroundSnapshot:
     description: dict[str, Any]
 
 
+@dataclass(frozen=True)
+class LoadedBackground:
+    """Background rows as read, before any summary, with where they came from."""
+
+    rows: np.ndarray  # (N, M) float64
+    names: list[str] | None
+    source: str
+
+
 class BackgroundStore:
     def __init__(
         self,
@@ -234,11 +245,14 @@ class BackgroundStore:
         shap_size: int,
         reservoir_size: int,
         seed: int,
+        summarize: Callable[[np.ndarray, int, int], Background] = summarize,
     ) -> None:
         self._source = source
         self._shap_size = shap_size
         self._seed = seed
-        self._lock = threading.Lock()
+        self._summarize = summarize
+        self._lock = threading.Lock()  # the reservoir and the current snapshot
+        self._building = threading.Lock()  # one rebuild at a time; never taken on the loop
         self._reservoir = Reservoir(reservoir_size, np.random.default_rng([seed, 7]))
         self._seen_at_build = 0
         self._rows: np.ndarray | None = None
@@ -268,17 +282,27 @@ class BackgroundStore:
                 self._snapshot = None
 
     def snapshot(self) -> BackgroundSnapshot:
-        """The current background; rebuilt only after the reservoir changed."""
+        """The current background; rebuilt (off the lock) only after the reservoir
+        changed. Called on the executor: it may wait for a rebuild, the loop never does."""
         with self._lock:
-            if self._snapshot is None:
+            if self._snapshot is not None:
+                return self._snapshot
+        with self._building:
+            with self._lock:
+                if self._snapshot is not None:  # another thread rebuilt it meanwhile
+                    return self._snapshot
                 if self._rows is None or self._rows.shape[0] == 0:
                     raise RuntimeError("background is empty: observe() rows first")
-                self._snapshot = self._build(self._rows)
-                self._seen_at_build = self._reservoir.seen
-            return self._snapshot
+                rows = self._rows.copy()  # the reservoir's rows change under observe()
+                seen = self._reservoir.seen
+            built = self._build(rows)
+            with self._lock:  # rows observed since the copy count towards the next rebuild
+                self._seen_at_build = seen
+                self._snapshot = built
+                return built
 
     def _build(self, rows: np.ndarray) -> BackgroundSnapshot:
-        shap = summarize(rows, self._shap_size, self._seed)
+        shap = self._summarize(rows, self._shap_size, self._seed)
         description = {
             "source": self._source,
             "rows": int(rows.shape[0]),

@@ -1,11 +1,12 @@
 """The transport-agnostic service layer: rows in, explanations out.
 
-The HTTP handlers (and later the batch runner) call this. For one request it plans
-every row's LIME and SHAP perturbations (no more rows at once, across requests, than
-twice the predictor's calls in flight: ``admission``), sends them to the predictor as
-one stream of calls cut only by its batch limit, and fits the explanations from the
-scores, preparing what it can while the predictor scores. CPU work runs on the
-executor so the event loop keeps serving.
+The HTTP handlers and the batch runner call this. For one request it plans every
+row's explanations — one per configured explainer (``explainers.interface.Explainer``),
+each through the row's masker — (no more rows at once, across requests, than twice the
+predictor's calls in flight: ``admission``), sends them to the predictor as one stream
+of calls cut only by its batch limit, and fits the explanations from the scores,
+preparing what it can while the predictor scores. CPU work runs on the executor so the
+event loop keeps serving. The engine knows explainers only through their interface.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field, replace
 from functools import partial
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -25,25 +26,15 @@ from explainer.admission import RowBudget
 from explainer.background_data import BackgroundSnapshot, BackgroundStore
 from explainer.errors import BadRequest, PayloadTooLarge, PredictorFailed
 from explainer.payloads import ExplainParameters, RowExplanation, RowsRequest
-from explainer.predictor import ModelMetadata, Scoring
+from explainer.predictor import ModelMetadata, PredictorClient
 from explainer.settings import Settings
-from explainers import kernel_shap, lime
-from explainers.regression import RidgeDesign
+from explainers.interface import Explainer, Masker, Plan
+from explainers.maskers.numeric import NumericRows
 from explainers.saliencies import Saliencies
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
-
-
-class Predictor(Protocol):
-    metadata: ModelMetadata
-
-    @property
-    def output_name(self) -> str | None: ...
-
-    async def infer(self, rows: np.ndarray) -> np.ndarray: ...
-
-    def stream(self) -> Scoring: ...
+MAX_ROUNDS = 8  # tolerance rounds after the first
 
 
 @dataclass(frozen=True)
@@ -55,72 +46,62 @@ class Explained:
 
 
 @dataclass(frozen=True)
+class Budget:
+    """One explainer with its sample budget: the configured default (None: the
+    explainer's own), the cap a request may not pass, and their names for messages."""
+
+    explainer: Explainer[Any]
+    samples: int | None
+    cap: int
+    parameter: str  # the request parameter: "lime_samples"
+    cap_setting: str  # the setting that caps it: "LIME_MAX_SAMPLES"
+
+    @property
+    def name(self) -> str:
+        return self.explainer.name
+
+
+@dataclass(frozen=True)
 class _Job:
-    kinds: tuple[str, ...]
-    lime_samples: int
-    shap_samples: int
+    budgets: tuple[tuple[Budget, int], ...]  # (explainer, samples), in response order
     seed: int
     tolerance: float | None = None
-
-
-MAX_ROUNDS = 8
-# With a tolerance, the first round is this share of the default budget: a loose
-# tolerance then costs fewer predictor rows than the default, a tight one more.
-PILOT_SHARE = 0.25
-# Units to add are estimated from variance ∝ 1/units, with this margin.
-GROWTH_MARGIN = 1.1
 
 
 class _Run:
     """One explanation in progress: its plan, the scores so far, its fitted saliencies."""
 
-    def __init__(self, plan: lime.LimePlan | kernel_shap.ShapPlan) -> None:
+    def __init__(self, budget: Budget, plan: Plan) -> None:
+        self.explainer = budget.explainer
+        self.cap = budget.cap
         self.plan = plan
         self.pending = plan.rows
         self.scores = np.zeros((0, 0))
         self.saliencies: Saliencies | None = None
-        self.prepared: RidgeDesign | None = None  # LIME's score-free half of the fit
+        self.prepared: Any = None  # the score-free half of the fit, once built
 
     @property
     def unprepared(self) -> bool:
-        """Whether its fit has a score-free half (LIME's) not yet built."""
-        return isinstance(self.plan, lime.LimePlan) and self.prepared is None
+        return self.explainer.prepares and self.prepared is None
 
     def prepare(self) -> None:
-        if isinstance(self.plan, lime.LimePlan) and self.prepared is None:
-            self.prepared = lime.prepare(self.plan)
+        if self.unprepared:
+            self.prepared = self.explainer.prepare(self.plan)
 
     def receive(self, scores: np.ndarray) -> None:
         self.scores = scores if self.scores.size == 0 else np.concatenate([self.scores, scores])
         self.pending = self.pending[:0]
 
     def fit(self) -> None:
-        if isinstance(self.plan, lime.LimePlan):
-            self.saliencies = lime.fit(self.plan, self.scores, self.prepared)
-        else:
-            self.saliencies = kernel_shap.fit(self.plan, self.scores)
+        self.saliencies = self.explainer.fit(self.plan, self.scores, self.prepared)
 
-    def extend(self, tolerance: float, settings: Settings) -> bool:
+    def extend(self, tolerance: float) -> bool:
         assert self.saliencies is not None
-        widest = float(self.saliencies.confidence.max())
-        if widest <= tolerance:
+        grown = self.explainer.extend(self.plan, self.saliencies, tolerance, self.cap)
+        if grown is None:
             return False
-        growth = GROWTH_MARGIN * (widest / tolerance) ** 2
-        if isinstance(self.plan, lime.LimePlan):
-            size = int((self.plan.units == 0).sum())
-            room = (settings.lime_max_samples - self.plan.rows.shape[0]) // max(size, 1)
-            add = min(int(np.ceil(self.plan.n_units * (growth - 1))), room)
-            if add <= 0:
-                return False
-            self.plan, self.pending = lime.extend(self.plan, add)
-            self.prepared = None
-        else:
-            design = self.plan.design
-            room = (settings.shap_max_samples - len(design.masks)) // 2
-            add = min(int(np.ceil(design.n_units * (growth - 1))), room)
-            if design.exact or add <= 0:
-                return False
-            self.plan, self.pending = kernel_shap.extend(self.plan, add)
+        self.plan, self.pending = grown
+        self.prepared = None
         return True
 
     def result(self, job: _Job) -> Saliencies:
@@ -148,14 +129,21 @@ def _prepare_runs(runs: list[_Run]) -> None:
         run.prepare()
 
 
+def numeric_rows(row: np.ndarray, snapshot: BackgroundSnapshot) -> Masker:
+    """The masker of a numeric row: SHAP's background and LIME's statistics."""
+    return NumericRows(row, snapshot.shap, snapshot.lime)
+
+
 class Engine:
     def __init__(
         self,
         settings: Settings,
-        predictor: Predictor,
+        predictor: PredictorClient,
         store: BackgroundStore,
         executor: Executor,
+        budgets: tuple[Budget, ...],
         *,
+        masker: Callable[[np.ndarray, BackgroundSnapshot], Masker] = numeric_rows,
         features: int | None = None,
         feature_names: list[str] | None = None,
     ) -> None:
@@ -163,6 +151,8 @@ class Engine:
         self.predictor = predictor
         self.store = store
         self._executor = executor
+        self.budgets = budgets  # in response order (LIME before SHAP)
+        self._masker = masker
         self.features = features
         self.feature_names = feature_names
         # Rows planned at once, across requests: twice the predictor's calls in flight.
@@ -182,20 +172,23 @@ class Engine:
         # flight, so memory stays bounded however many rows a request has; across
         # requests, a group is planned only once its rows fit the budget (twice the calls
         # in flight), so memory follows the predictor's calls, not the queue. Within a group
-        # all the kinds' rows go to the predictor as one stream of calls: SHAP's many rows
-        # first, their calls sent as soon as they are planned, then LIME's few, which
-        # share SHAP's last call instead of paying a call of their own. LIME plans while
-        # SHAP's first calls are scored and prepares its fit while its own are. Each
-        # kind fits as soon as its rows are scored, and grows towards a tolerance alone.
-        order = sorted(job.kinds, key=lambda kind: kind != "SHAP")
-        per_row = self._rows_per_row(job, rows.shape[1], snapshot)
+        # every explainer's rows go to the predictor as one stream of calls, the largest
+        # plan first (SHAP's), its calls sent as soon as it is planned, then the smaller
+        # ones (LIME's), which share its last call instead of paying a call of their own.
+        # LIME plans while SHAP's first calls are scored and prepares its fit while its
+        # own are. Each explainer fits as soon as its rows are scored, and grows towards
+        # a tolerance alone.
+        masker = self._masker(rows[0], snapshot)
+        sizes = {b.name: b.explainer.rows_planned(masker, n) for b, n in job.budgets}
+        order = sorted(job.budgets, key=lambda item: -sizes[item[0].name])
+        per_row = max(sum(sizes.values()), 1)
         for group in self._groups(rows, per_row):
             async with self.budget.hold(per_row * group.shape[0]):
                 fitted += await self._explain_group(group, order, snapshot, job, timings)
-            width = fitted[-1][job.kinds[0]].scores.shape[0]  # (K, M): K outputs
+            width = fitted[-1][job.budgets[0][0].name].scores.shape[0]  # (K, M): K outputs
 
         outputs, selected = self._outputs(width, request.parameters.target)
-        facts = {kind: {"background": snapshot.description} for kind in job.kinds}
+        facts = {b.name: {"background": snapshot.description} for b, _ in job.budgets}
         explained = [
             RowExplanation({k: s.select(selected) for k, s in row.items()}, facts) for row in fitted
         ]
@@ -204,33 +197,35 @@ class Engine:
     async def _explain_group(
         self,
         group: np.ndarray,
-        order: list[str],
+        order: list[tuple[Budget, int]],
         snapshot: BackgroundSnapshot,
         job: _Job,
         timings: dict[str, float],
     ) -> list[dict[str, Saliencies]]:
-        """Every kind's explanations of ``group``'s rows: planned, scored as one stream of
-        calls, fitted (and grown towards the tolerance)."""
+        """Every explainer's explanations of ``group``'s rows: planned, scored as one
+        stream of calls, fitted (and grown towards the tolerance)."""
         scoring = self.predictor.stream()
         try:
-            runs_by_kind: dict[str, list[_Run]] = {}
-            for kind in order:
+            runs: dict[str, list[_Run]] = {}
+            for budget, samples in order:
                 start = time.perf_counter()
-                plans = await self._run(partial(self._plan_rows, kind, group, snapshot, job))
+                plans = await self._run(
+                    partial(self._plan_rows, budget, samples, group, snapshot, job.seed)
+                )
                 timings["plan"] += time.perf_counter() - start
-                runs_by_kind[kind] = [_Run(plan) for plan in plans]
-                scoring.add(_pending(runs_by_kind[kind]))
+                runs[budget.name] = [_Run(budget, plan) for plan in plans]
+                scoring.add(_pending(runs[budget.name]))
             scoring.finish()
             await asyncio.gather(
                 *(
-                    self._explain_kind(runs_by_kind[kind], scoring.of(a), job, timings)
-                    for a, kind in enumerate(order)
+                    self._explain_kind(runs[budget.name], scoring.of(a), job, timings)
+                    for a, (budget, _) in enumerate(order)
                 )
             )
         finally:
             scoring.cancel()  # calls nobody waits for any more, after a failure
         return [
-            {kind: runs_by_kind[kind][r].result(job) for kind in job.kinds}
+            {b.name: runs[b.name][r].result(job) for b, _ in job.budgets}
             for r in range(group.shape[0])
         ]
 
@@ -270,8 +265,8 @@ class Engine:
         job: _Job,
         timings: dict[str, float],
     ) -> None:
-        """One kind's planned explanations of a group: scored (``scoring``), fitted, then
-        grown towards the tolerance."""
+        """One explainer's planned explanations of a group: scored (``scoring``),
+        fitted, then grown towards the tolerance."""
         await self._score(runs, timings, scoring)
         for _ in range(MAX_ROUNDS if job.tolerance is not None else 0):
             growing = await self._run(partial(self._grow, runs, job))
@@ -282,17 +277,7 @@ class Engine:
     def _grow(self, runs: list[_Run], job: _Job) -> list[_Run]:
         """Extend the runs whose widest interval is over the tolerance, within the caps."""
         assert job.tolerance is not None
-        return [run for run in runs if run.extend(job.tolerance, self.settings)]
-
-    def _rows_per_row(self, job: _Job, m: int, snapshot: BackgroundSnapshot) -> int:
-        """Predictor rows one row's explanations plan in their first round."""
-        per_row = 0
-        if "LIME" in job.kinds:
-            per_row += job.lime_samples
-        if "SHAP" in job.kinds:
-            background = snapshot.shap.rows.shape[0]
-            per_row += kernel_shap.rows_planned(m, job.shap_samples, background)
-        return max(per_row, 1)
+        return [run for run in runs if run.extend(job.tolerance)]
 
     def _groups(self, rows: np.ndarray, per_row: int) -> list[np.ndarray]:
         in_flight = self.settings.predictor_max_batch * self.settings.predictor_max_concurrency
@@ -339,56 +324,36 @@ class Engine:
 
     def _job(self, params: ExplainParameters, m: int) -> _Job:
         kind = params.explainer or self.settings.explainer_type
-        kinds = ("LIME", "SHAP") if kind == "ALL" else (kind,)
-        asked = (
-            (
-                "lime_samples",
-                params.lime_samples,
-                self.settings.lime_max_samples,
-                "LIME_MAX_SAMPLES",
-            ),
-            (
-                "shap_samples",
-                params.shap_samples,
-                self.settings.shap_max_samples,
-                "SHAP_MAX_SAMPLES",
-            ),
-        )
-        for name, value, cap, env in asked:
-            if value is not None and value > cap:
-                raise PayloadTooLarge(
-                    f"parameters.{name}={value} is over the limit {cap} ({env}); ask for fewer"
-                )
-        # Defaults (configured or shap's "auto") are clipped to the caps, never refused.
-        lime_samples = params.lime_samples or min(
-            self.settings.lime_samples, self.settings.lime_max_samples
-        )
-        shap_samples = params.shap_samples or min(
-            self.settings.shap_samples or kernel_shap.default_budget(m),
-            self.settings.shap_max_samples,
-        )
+        chosen = [b for b in self.budgets if kind in ("ALL", b.name)]
         seed = self.settings.seed if params.seed is None else params.seed
-        if params.tolerance is not None:
-            # Sample in rounds from a pilot; the caps bound the total.
-            lime_samples = max(1 + 64 * lime.REPLICATES, int(lime_samples * PILOT_SHARE))
-            shap_samples = max(2 * m + 8, int(shap_samples * PILOT_SHARE))
-        return _Job(kinds, lime_samples, shap_samples, seed, params.tolerance)
+        budgets = []
+        for budget in chosen:
+            asked = getattr(params, budget.parameter)
+            if asked is not None and asked > budget.cap:
+                raise PayloadTooLarge(
+                    f"parameters.{budget.parameter}={asked} is over the limit {budget.cap} "
+                    f"({budget.cap_setting}); ask for fewer"
+                )
+            # Defaults (configured or the explainer's own) are clipped to the caps, never
+            # refused.
+            default = budget.samples or budget.explainer.default_samples(m)
+            samples = asked or min(default, budget.cap)
+            if params.tolerance is not None:
+                # Sample in rounds from a pilot; the caps bound the total.
+                samples = budget.explainer.pilot_samples(samples, m)
+            budgets.append((budget, samples))
+        return _Job(tuple(budgets), seed, params.tolerance)
 
     def _plan_rows(
-        self, kind: str, rows: np.ndarray, snapshot: BackgroundSnapshot, job: _Job
-    ) -> list[lime.LimePlan | kernel_shap.ShapPlan]:
-        return [self._plan(kind, row, snapshot, job) for row in rows]
-
-    def _plan(
-        self, kind: str, row: np.ndarray, snapshot: BackgroundSnapshot, job: _Job
-    ) -> lime.LimePlan | kernel_shap.ShapPlan:
-        if kind == "LIME":
-            context = lime.LimeContext(snapshot.lime, samples=job.lime_samples, seed=job.seed)
-            return lime.plan(row, context)
-        shap_context = kernel_shap.ShapContext(
-            snapshot.shap, samples=job.shap_samples, seed=job.seed
-        )
-        return kernel_shap.plan(row, shap_context)
+        self,
+        budget: Budget,
+        samples: int,
+        rows: np.ndarray,
+        snapshot: BackgroundSnapshot,
+        seed: int,
+    ) -> list[Plan]:
+        explainer = budget.explainer
+        return [explainer.plan(self._masker(row, snapshot), samples, seed) for row in rows]
 
     def output_names(self, k: int) -> list[str]:
         """A one-column output the predictor's metadata declares is named after it; else

@@ -1,7 +1,24 @@
-"""Errors that carry their HTTP status.
+"""Errors that carry their HTTP status, in a tree callers catch by category.
 
-Nothing here imports aiohttp, so the engine, the codecs and the offline batch runner
-raise the same errors; one middleware renders them as ``{"error": message}``.
+::
+
+    ExplainerError                    .status, .message: one line saying what to do
+    ├── ClientError          4xx      the request's fault: fix it and send it again
+    │   ├── BadRequest        400
+    │   ├── ModelNotFound     404
+    │   └── PayloadTooLarge   413
+    ├── ServiceBusy                   the explainer's state: try again later or elsewhere
+    │   ├── Overloaded        429     (with Retry-After)
+    │   └── ShuttingDown      503
+    └── PredictorError       5xx      the predictor's fault, not the request's
+        ├── PredictorFailed      502  it answered with an error, or an unusable answer
+        ├── PredictorUnavailable 503  it could not be reached, or is not ready
+        └── PredictorTimeout     504  it did not answer in time
+
+The offline batch runner records a ``ClientError`` against its row and goes on, and
+stops on a ``PredictorError`` (running again retries only the rows not finished).
+Nothing here imports aiohttp, so the engine, the codecs and the batch runner raise the
+same errors; one middleware renders them as ``{"error": message}``.
 """
 
 from __future__ import annotations
@@ -15,31 +32,43 @@ class ExplainerError(Exception):
         self.message = message
 
 
-class BadRequest(ExplainerError):
+class ClientError(ExplainerError):
     status = 400
 
 
-class ModelNotFound(ExplainerError):
+class BadRequest(ClientError):
+    status = 400
+
+
+class ModelNotFound(ClientError):
     status = 404
 
 
-class PayloadTooLarge(ExplainerError):
+class PayloadTooLarge(ClientError):
     status = 413
 
 
-class Overloaded(ExplainerError):
+class ServiceBusy(ExplainerError):
+    status = 503
+
+
+class Overloaded(ServiceBusy):
     """Too many explanations in progress: try again shortly (429 with Retry-After)."""
 
     status = 429
 
 
-class ShuttingDown(ExplainerError):
+class ShuttingDown(ServiceBusy):
     """SIGTERM seen: explanations in progress finish, new ones go elsewhere."""
 
     status = 503
 
 
-class PredictorFailed(ExplainerError):
+class PredictorError(ExplainerError):
+    status = 502
+
+
+class PredictorFailed(PredictorError):
     """The predictor answered, but with an error or an answer we cannot use."""
 
     status = 502
@@ -49,11 +78,11 @@ class PredictorFailed(ExplainerError):
         self.upstream_status = upstream_status
 
 
-class PredictorUnavailable(ExplainerError):
+class PredictorUnavailable(PredictorError):
     """The predictor could not be reached, or is not ready."""
 
     status = 503
 
 
-class PredictorTimeout(ExplainerError):
+class PredictorTimeout(PredictorError):
     status = 504

@@ -1,6 +1,7 @@
 """Explanation algorithms: pure computation, no I/O.
 
-Each explainer is two steps — ``plan(instance, context)`` builds the rows to score and
-``fit(plan, scores)`` turns the predictor's scores into ``Saliencies`` — so the caller
-decides how rows travel to the predictor.
+An explainer (``interface.Explainer``: ``lime.Lime``, ``kernel_shap.KernelShap``) plans
+the rows to score for one instance, through that instance's masker
+(``interface.Masker``: ``maskers.numeric.NumericRows``), and fits the predictor's scores
+into ``saliencies.Saliencies`` — so the caller decides how rows travel to the predictor.
 """

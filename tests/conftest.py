@@ -16,7 +16,7 @@ import joblib
 import pytest
 from aiohttp.test_utils import TestClient
 
-from explainer.app import RUNTIME, create_app
+from explainer.server.app import RUNTIME, create_app
 from explainer.settings import Settings
 from tests import models
 from tests.fault_proxy import FaultProxy

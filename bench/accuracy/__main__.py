@@ -26,6 +26,7 @@ import numpy as np
 from bench.accuracy import suite, truth
 from explainers import kernel_shap, lime
 from explainers.background import Background
+from explainers.maskers.numeric import LimeStatistics, NumericRows
 
 RESULTS = Path(__file__).resolve().parent.parent / "results"
 CACHE = RESULTS / "accuracy-truth.npz"
@@ -72,7 +73,7 @@ def shap_row(case: suite.Case, cache: dict[str, np.ndarray]) -> dict[str, Any]:
         exact, se = ground_truth(case, index, cache)
         truth_se = max(truth_se, se)
         start = time.perf_counter()
-        plan = kernel_shap.plan(x, kernel_shap.ShapContext(background, samples=budget, seed=index))
+        plan = kernel_shap.plan(NumericRows(x, background), budget, index)
         ours = kernel_shap.fit(plan, case.predict(plan.rows))
         ours_t.append(time.perf_counter() - start)
         start = time.perf_counter()
@@ -122,14 +123,14 @@ def lime_row(case: suite.Case) -> dict[str, Any]:
     from lime.lime_tabular import LimeTabularExplainer
 
     x = case.instances[0]
-    stats = lime.LimeStatistics.from_training(case.train)
+    stats = LimeStatistics.from_training(case.train)
     ours, theirs, covered = [], [], []
-    reference_plan = lime.plan(x, lime.LimeContext(stats, samples=100 * 5000, seed=10**6))
+    reference_plan = lime.plan(NumericRows(x, statistics=stats), 100 * 5000, 10**6)
     # What a 5000-sample plan estimates on average (its instance row is 1/5000 of it).
     reference_fit = lime.fit(lime.at_share(reference_plan, 5000), case.predict(reference_plan.rows))
     reference = reference_fit.scores[0]
     for seed in range(SEEDS):
-        plan = lime.plan(x, lime.LimeContext(stats, samples=5000, seed=seed))
+        plan = lime.plan(NumericRows(x, statistics=stats), 5000, seed)
         fitted = lime.fit(plan, case.predict(plan.rows))
         ours.append(fitted.scores[0])
         covered.extend((np.abs(fitted.scores[0] - reference) <= fitted.confidence[0]).tolist())

@@ -21,6 +21,7 @@ import numpy as np
 from bench.accuracy import truth
 from explainers import kernel_shap, lime
 from explainers.background import summarize
+from explainers.maskers.numeric import LimeStatistics, NumericRows
 
 SHAP_LADDER = (400, 500, 700, 1000, 1400, 1700)
 LIME_LADDER = (500, 1000, 2000, 3000, 5000)
@@ -49,7 +50,7 @@ def shap_budget(proba: Proba, background: np.ndarray, instances: np.ndarray) -> 
         norm = np.linalg.norm(exact)
         for budget in ladder:
             for seed in range(SEEDS):
-                plan = kernel_shap.plan(x, kernel_shap.ShapContext(summary, budget, seed))
+                plan = kernel_shap.plan(NumericRows(x, summary), budget, seed)
                 phi = kernel_shap.fit(plan, proba(plan.rows)).scores[1]
                 ours[budget].append(float(np.linalg.norm(phi - exact) / norm))
         explainer = shap.KernelExplainer(lambda r: proba(r)[:, 1], background, silent=True)
@@ -76,7 +77,7 @@ def lime_samples(proba: Proba, background: np.ndarray, x: np.ndarray) -> dict[st
     from lime.lime_tabular import LimeTabularExplainer
 
     m = background.shape[1]
-    stats = lime.LimeStatistics.from_training(background)
+    stats = LimeStatistics.from_training(background)
 
     def spread(runs: list[np.ndarray]) -> float:
         a = np.array(runs)
@@ -99,7 +100,7 @@ def lime_samples(proba: Proba, background: np.ndarray, x: np.ndarray) -> dict[st
     for samples in LIME_LADDER:
         runs = []
         for seed in range(LIME_SEEDS):
-            plan = lime.plan(x, lime.LimeContext(stats, samples=samples, seed=seed))
+            plan = lime.plan(NumericRows(x, statistics=stats), samples, seed)
             runs.append(lime.fit(plan, proba(plan.rows)).scores[1])
         ours[samples] = spread(runs)
     equal = min((s for s in LIME_LADDER if ours[s] <= lime_spread), default=LIME_LADDER[-1])

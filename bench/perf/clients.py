@@ -14,11 +14,12 @@ import aiohttp
 import numpy as np
 import orjson
 
-from explainer.predictor import Predictor, PredictorConfig
-from explainer.predictor_grpc import GrpcV2Predictor
-from explainer.predictor_rest import V2RestPredictor
+from explainer.predictor import ClientPolicy, PredictorClient, Transport
+from explainer.predictor.grpc import GrpcV2
+from explainer.predictor.rest import V2Rest
 from explainers import kernel_shap, lime
 from explainers.background import summarize
+from explainers.maskers.numeric import LimeStatistics, NumericRows
 
 
 def explanation_rows(
@@ -27,12 +28,11 @@ def explanation_rows(
     """The rows the explainer sends for one row (its plans, seeded as it seeds them)."""
     parts = []
     if kind in ("LIME", "ALL"):
-        stats = lime.LimeStatistics.from_training(background)
-        parts.append(lime.plan(x, lime.LimeContext(stats, samples=lime_samples, seed=0)).rows)
+        stats = LimeStatistics.from_training(background)
+        parts.append(lime.plan(NumericRows(x, statistics=stats), lime_samples, 0).rows)
     if kind in ("SHAP", "ALL"):
         summary = summarize(background, background.shape[0])
-        context = kernel_shap.ShapContext(summary, samples=shap_samples, seed=0)
-        parts.append(kernel_shap.plan(x, context).rows)
+        parts.append(kernel_shap.plan(NumericRows(x, summary), shap_samples, 0).rows)
     return np.concatenate(parts)
 
 
@@ -119,13 +119,13 @@ async def load(url: str, instances: list[list[float]], clients: int, seconds: fl
 
 def predictor_client(
     session: aiohttp.ClientSession, protocol: str, address: str, model: str, datatype: str = "FP64"
-) -> Predictor:
-    config = PredictorConfig(
-        base_url=address, model_name=model, datatype=datatype, datatype_from_metadata=False
+) -> PredictorClient:
+    transport: Transport = (
+        GrpcV2(address, model) if protocol == "grpc-v2" else V2Rest(session, address, model)
     )
-    if protocol == "grpc-v2":
-        return GrpcV2Predictor(config)
-    return V2RestPredictor(session, config)
+    return PredictorClient(
+        transport, ClientPolicy(datatype=datatype, datatype_from_metadata=False)
+    )
 
 
 class Alone:
@@ -146,12 +146,12 @@ class Alone:
         self.predictor = predictor_client(self._session, protocol, address, model, datatype)
         await self.predictor.load_metadata()
         await self.predictor.infer(self.rows)  # warm
-        self.predictor.bytes_sent = self.predictor.bytes_received = 0
+        self.predictor.transport.bytes_sent = self.predictor.transport.bytes_received = 0
         return self
 
     async def __aexit__(self, *_: object) -> None:
         if self.times:
-            wire = self.predictor.bytes_sent + self.predictor.bytes_received
+            wire = self.predictor.transport.bytes_sent + self.predictor.transport.bytes_received
             self.bytes_on_wire = wire // len(self.times)
         await self.predictor.close()
         await self._session.close()

@@ -7,7 +7,7 @@ from typing import Any
 import orjson
 import pytest
 
-from explainer.app import RUNTIME
+from explainer.server.app import RUNTIME
 from explainers.kernel_shap import default_budget
 from tests.conftest import ExplainerFactory, Predictor
 

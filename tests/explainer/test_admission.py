@@ -66,7 +66,7 @@ async def test_a_cancelled_waiter_keeps_nothing_and_lets_the_next_in() -> None:
 async def test_a_burst_of_requests_plans_no_more_rows_than_the_budget(
     explainer: ExplainerFactory, mlserver: Predictor, proxy: FaultProxy
 ) -> None:
-    from explainer.app import RUNTIME
+    from explainer.server.app import RUNTIME
 
     client = await explainer(
         "credit",

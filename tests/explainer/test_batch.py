@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from explainer.batch import finished_rows
+from explainer.batch.runner import finished_rows
 from explainer.demo import FEATURES, credit_model
 from tests.conftest import ExplainerFactory, Predictor
 

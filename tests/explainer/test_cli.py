@@ -13,7 +13,7 @@ import orjson
 import pytest
 import requests
 
-from explainer.cli import StartupError, load_settings
+from explainer.cli.options import StartupError, load_settings
 from explainer.settings import Settings
 from tests.conftest import Predictor, free_port
 from tests.mlserver import wait_ok

@@ -21,7 +21,7 @@ import orjson
 import pytest
 import requests
 
-from explainer.cli import SHUTDOWN_TIMEOUT_SECONDS
+from explainer.server.lifecycle import SHUTDOWN_TIMEOUT_SECONDS
 from tests.conftest import Predictor
 from tests.mlserver import REPO, start_explainer, stop, wait_ok
 

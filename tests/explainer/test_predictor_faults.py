@@ -11,7 +11,7 @@ from tests.conftest import ExplainerFactory, Predictor, free_port
 async def test_unreachable_predictor_gives_503(explainer: ExplainerFactory) -> None:
     from aiohttp.test_utils import TestClient, TestServer
 
-    from explainer.app import create_app
+    from explainer.server.app import create_app
     from explainer.settings import Settings
 
     settings = Settings(

@@ -66,7 +66,7 @@ async def test_grpc_gives_the_same_explanation_as_rest(
 async def test_grpc_calls_are_split_to_fit_the_message_limit(
     explainer: ExplainerFactory, mlserver: Predictor
 ) -> None:
-    from explainer.app import RUNTIME
+    from explainer.server.app import RUNTIME
 
     forest = mlserver.models["forest20"]
     background = str(mlserver.data / "forest20.csv")
@@ -192,7 +192,7 @@ async def test_binary_tensor_extension_against_kserve_gives_the_same_explanation
 ) -> None:
     """KServe's model server over v2 REST with raw tensor bytes both ways; MLServer, which
     lists no extensions at GET /v2, keeps getting JSON."""
-    from explainer.app import RUNTIME
+    from explainer.server.app import RUNTIME
 
     credit = mlserver.models["credit"]
     background = str(mlserver.data / "credit.csv")
@@ -203,12 +203,12 @@ async def test_binary_tensor_extension_against_kserve_gives_the_same_explanation
     kserve_json = await explainer(
         "credit", background_data=background, predictor_host=kserve_v1, predictor_binary=False
     )
-    assert over_json.server.app[RUNTIME].predictor.binary is False  # auto: not offered
+    assert over_json.server.app[RUNTIME].predictor.transport.binary is False  # auto: not offered
     rows = [credit.test[438].tolist(), credit.test[7].tolist()]
     expected = await explain(over_json, "credit", rows)
     assert_same_explanation(await explain(binary, "credit", rows), expected)
     assert_same_explanation(await explain(kserve_json, "credit", rows), expected)
     raw, text = (c.server.app[RUNTIME].predictor for c in (binary, kserve_json))
-    assert raw.binary is True and text.binary is False
+    assert raw.transport.binary is True and text.transport.binary is False
     # 8 bytes a value instead of ~19 characters
     assert raw.bytes_sent / raw.rows_sent < text.bytes_sent / text.rows_sent / 2

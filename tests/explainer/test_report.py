@@ -15,7 +15,7 @@ import matplotlib.image
 import numpy as np
 import pytest
 
-from explainer.report import SECTIONS
+from explainer.batch.report import SECTIONS
 from tests.explainer.test_batch import FAST, batch, files  # noqa: F401  (shared fixture)
 
 

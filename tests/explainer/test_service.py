@@ -274,7 +274,7 @@ async def test_linear_model_without_probabilities_explains_its_prediction(
 async def test_all_mode_sends_its_rows_as_one_stream_of_calls_cut_only_by_the_limit(
     explainer: ExplainerFactory, mlserver: Predictor
 ) -> None:
-    from explainer.app import RUNTIME
+    from explainer.server.app import RUNTIME
 
     forest = mlserver.models["forest20"]
     client = await explainer(
@@ -339,7 +339,7 @@ async def test_predict_passes_through_and_probes_report_ready(
 async def test_many_rows_are_explained_in_bounded_groups_each_as_if_alone(
     explainer: ExplainerFactory, mlserver: Predictor
 ) -> None:
-    from explainer.app import RUNTIME
+    from explainer.server.app import RUNTIME
 
     forest = mlserver.models["forest20"]
     client = await explainer(

@@ -11,13 +11,14 @@ import hashlib, numpy as np
 from tests.models import forest20
 from explainers import kernel_shap, lime
 from explainers.background import summarize
+from explainers.maskers.numeric import LimeStatistics, NumericRows
 model = forest20()
 x = model.test[0]
 background = summarize(model.train, 20, seed=0)
-shap_plan = kernel_shap.plan(x, kernel_shap.ShapContext(background, samples=500, seed=5))
+shap_plan = kernel_shap.plan(NumericRows(x, background), samples=500, seed=5)
 shap = kernel_shap.fit(shap_plan, model.model.predict_proba(shap_plan.rows))
-statistics = lime.LimeStatistics.from_training(model.train)
-lime_plan = lime.plan(x, lime.LimeContext(statistics, samples=800, seed=5))
+statistics = LimeStatistics.from_training(model.train)
+lime_plan = lime.plan(NumericRows(x, statistics=statistics), samples=800, seed=5)
 fitted = lime.fit(lime_plan, model.model.predict_proba(lime_plan.rows))
 digest = hashlib.sha256()
 for array in (shap.scores, shap.confidence, fitted.scores, fitted.confidence):

@@ -10,6 +10,7 @@ import pytest
 
 from explainers import coalitions, kernel_shap
 from explainers.background import Background, summarize
+from explainers.maskers.numeric import NumericRows
 from explainers.regression import constrained_least_squares
 from tests.models import brute_force_shapley
 
@@ -22,7 +23,7 @@ def nonlinear(rows: np.ndarray) -> np.ndarray:
 
 
 def explain(f, x, background, samples=None, seed=0):  # type: ignore[no-untyped-def]
-    plan = kernel_shap.plan(x, kernel_shap.ShapContext(background, samples=samples, seed=seed))
+    plan = kernel_shap.plan(NumericRows(x, background), samples, seed)
     return kernel_shap.fit(plan, f(plan.rows))
 
 
@@ -113,9 +114,9 @@ def test_confidence_intervals_cover_the_exact_values() -> None:
 def test_same_seed_same_plan_other_seed_other_coalitions() -> None:
     background = equal_weights(np.random.default_rng(4).normal(size=(5, 16)))
     x = np.ones(16)
-    one = kernel_shap.plan(x, kernel_shap.ShapContext(background, seed=9))
-    two = kernel_shap.plan(x, kernel_shap.ShapContext(background, seed=9))
-    three = kernel_shap.plan(x, kernel_shap.ShapContext(background, seed=10))
+    one = kernel_shap.plan(NumericRows(x, background), seed=9)
+    two = kernel_shap.plan(NumericRows(x, background), seed=9)
+    three = kernel_shap.plan(NumericRows(x, background), seed=10)
     np.testing.assert_array_equal(one.rows, two.rows)
     assert not np.array_equal(one.design.masks, three.design.masks)
 
@@ -174,7 +175,7 @@ def test_rows_planned_is_what_plan_builds_at_most_and_exactly_for_an_even_budget
 ) -> None:
     rng = np.random.default_rng(m)
     background = summarize(rng.random((7, m)), 100)
-    rows = kernel_shap.plan(rng.random(m), kernel_shap.ShapContext(background, budget)).rows
+    rows = kernel_shap.plan(NumericRows(rng.random(m), background), budget).rows
     bound = kernel_shap.rows_planned(m, budget, 7)
     assert rows.shape[0] <= bound
     assert rows.shape[0] == bound or (budget % 2 and 2**m - 2 > budget)

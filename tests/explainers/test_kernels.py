@@ -12,7 +12,7 @@ from scipy.special import ndtr, ndtri
 from scipy.stats import truncnorm
 
 from explainers import kernels
-from explainers.lime import LimeStatistics
+from explainers.maskers.numeric import LimeStatistics
 
 
 @pytest.mark.parametrize("p", [1e-300, 1e-20, 1e-6, 0.01, 0.02425, 0.1, 0.5, 0.77, 0.98, 1 - 1e-12])
@@ -99,7 +99,7 @@ def test_lime_perturbations_match_numpy() -> None:
     np.testing.assert_allclose(got[0], expected[0], atol=1e-9)
     assert (got[0][:, 3] == 2.5).all()
     # Within a bin the position is uniform and independent of the bin: what makes the
-    # control variates of ``lime.controls`` mean zero.
+    # control variates of ``maskers.numeric.controls`` mean zero.
     assert ((got[3] >= 0) & (got[3] <= 1)).all()
 
 
@@ -110,7 +110,7 @@ def lime_controls_numpy(
     positions: np.ndarray,
     binary: np.ndarray,
 ) -> np.ndarray:
-    """``lime.controls`` column by column with NumPy."""
+    """``maskers.numeric.controls`` column by column with NumPy."""
     columns = []
     frequency = np.diff(stats.bin_cdf, axis=1, prepend=0.0)
     for j in range(bins.shape[1]):
@@ -127,7 +127,7 @@ def lime_controls_numpy(
 
 
 def test_lime_controls_match_numpy() -> None:
-    from explainers.lime import controls
+    from explainers.maskers.numeric import controls
 
     rng = np.random.default_rng(6)
     data = np.column_stack(

@@ -11,6 +11,7 @@ from sklearn.linear_model import Ridge
 
 from explainer.demo import credit_model
 from explainers import lime
+from explainers.maskers.numeric import LimeStatistics, NumericRows
 from explainers.regression import weighted_ridge
 
 BOUNDARY_APPLICANT = 438  # p ≈ 0.75: both informative features matter (test_service picks it too)
@@ -22,12 +23,12 @@ def credit():  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture(scope="module")
-def statistics(credit) -> lime.LimeStatistics:  # type: ignore[no-untyped-def]
-    return lime.LimeStatistics.from_training(credit.train)
+def statistics(credit) -> LimeStatistics:  # type: ignore[no-untyped-def]
+    return LimeStatistics.from_training(credit.train)
 
 
 def explain(credit, statistics, x, samples=5000, seed=0):  # type: ignore[no-untyped-def]
-    plan = lime.plan(x, lime.LimeContext(statistics, samples=samples, seed=seed))
+    plan = lime.plan(NumericRows(x, statistics=statistics), samples, seed)
     return plan, lime.fit(plan, credit.model.predict_proba(plan.rows))
 
 
@@ -68,7 +69,9 @@ def test_mean_over_seeds_is_within_the_lime_packages_confidence_interval(
         theirs.append(coef)
     ours = []
     for seed in range(40):
-        plan = lime.plan(x, lime.LimeContext(statistics, samples=5000, seed=seed, ridge_alpha=1.0))
+        plan = lime.plan(
+            NumericRows(x, statistics=statistics), samples=5000, seed=seed, ridge_alpha=1.0
+        )
         ours.append(lime.fit(plan, credit.model.predict_proba(plan.rows)).scores[1])
     mean, se = np.mean(theirs, axis=0), np.std(theirs, axis=0, ddof=1) / np.sqrt(len(theirs))
     z = norm.ppf(1 - 0.05 / (2 * 5))  # Bonferroni over the 5 features
@@ -90,7 +93,7 @@ def test_confidence_intervals_cover_the_large_sample_scores(credit, statistics) 
     """The truth is what a 5000-sample plan estimates on average: a 400 000-sample plan
     with its instance row weighted as one of 5000 (``lime.at_share``)."""
     x = credit.test[BOUNDARY_APPLICANT]
-    large = lime.plan(x, lime.LimeContext(statistics, samples=400_000, seed=999))
+    large = lime.plan(NumericRows(x, statistics=statistics), samples=400_000, seed=999)
     truth = lime.fit(lime.at_share(large, 5000), credit.model.predict_proba(large.rows))
     covered = []
     for seed in range(40):

@@ -6,7 +6,7 @@ Triton)."""
 
 from __future__ import annotations
 
-import asyncio
+from typing import Any
 
 import numpy as np
 from tritonclient.grpc import InferInput, InferRequestedOutput
@@ -15,16 +15,10 @@ from tritonclient.utils import InferenceServerException
 
 from explainer.datatypes import V2_TO_NUMPY
 from explainer.errors import PredictorFailed, PredictorTimeout, PredictorUnavailable
-from explainer.predictor import (
-    CallObserver,
-    ModelMetadata,
-    Predictor,
-    PredictorConfig,
-    checked_scores,
-    unavailable,
-)
+from explainer.predictor.metadata import ModelMetadata
+from explainer.predictor.retry import Transient, with_retries
+from explainer.predictor.transport import Layout, Transport, checked_scores, unavailable
 
-_RETRY_BASE_SECONDS = 0.05
 _CONTROL_TIMEOUT_SECONDS = 5.0
 _MESSAGE_OVERHEAD_BYTES = 64 * 1024
 # gRPC status → the HTTP status it corresponds to, for the 502 message and for telling
@@ -38,34 +32,36 @@ _UPSTREAM = {
 }
 
 
-class GrpcV2Predictor(Predictor):
+class GrpcV2(Transport):
     def __init__(
         self,
-        config: PredictorConfig,
-        observe: CallObserver | None = None,
+        address: str,
+        model_name: str,
         *,
+        timeout: float = 60.0,
+        retries: int = 2,
         use_ssl: bool = False,
+        ca_bundle: str | None = None,
         max_message_bytes: int = 4 * 1024 * 1024,
     ) -> None:
-        super().__init__(config, observe)
+        super().__init__(address, model_name)
+        self.timeout = timeout
+        self.retries = retries
         self._max_message_bytes = max_message_bytes
-        self._client = InferenceServerClient(
-            config.base_url, ssl=use_ssl, root_certificates=config.ca_bundle
-        )
+        self._client = InferenceServerClient(address, ssl=use_ssl, root_certificates=ca_bundle)
 
     async def close(self) -> None:
-        await super().close()
         await self._client.close()
 
-    def rows_per_call(self, features: int) -> int:
-        itemsize = V2_TO_NUMPY[self.config.datatype].itemsize
+    def rows_per_call(self, features: int, datatype: str) -> int:
+        itemsize = V2_TO_NUMPY[datatype].itemsize
         fit = (self._max_message_bytes - _MESSAGE_OVERHEAD_BYTES) // (features * itemsize)
-        return max(1, min(self.config.max_batch, fit))
+        return max(1, fit)
 
     async def fetch_metadata(self) -> ModelMetadata:
         try:
             body = await self._client.get_model_metadata(
-                self.config.model_name, as_json=True, client_timeout=self._control_timeout
+                self.model_name, as_json=True, client_timeout=self._control_timeout
             )
         except InferenceServerException as exc:
             raise self._failure(exc) from None
@@ -75,42 +71,45 @@ class GrpcV2Predictor(Predictor):
         try:
             return bool(
                 await self._client.is_model_ready(
-                    self.config.model_name, client_timeout=self._control_timeout
+                    self.model_name, client_timeout=self._control_timeout
                 )
             )
         except InferenceServerException:
             return False
 
-    async def score(self, rows: np.ndarray, output: str | None) -> np.ndarray:
-        encoded = np.ascontiguousarray(rows, dtype=V2_TO_NUMPY[self.config.datatype])
+    async def score(self, rows: np.ndarray, output: str | None, layout: Layout) -> np.ndarray:
+        encoded = np.ascontiguousarray(rows, dtype=V2_TO_NUMPY[layout.datatype])
         parameters = None
-        if self.columns is None:
-            tensors = [InferInput(self.input_name, list(rows.shape), self.config.datatype)]
+        if layout.columns is None:
+            tensors = [InferInput(layout.input_name, list(rows.shape), layout.datatype)]
             tensors[0].set_data_from_numpy(encoded)
         else:  # one tensor per feature, read back as a table (MLServer's pandas codec)
             tensors = []
-            for j, name in enumerate(self.columns):
-                tensor = InferInput(name, [rows.shape[0], 1], self.config.datatype)
+            for j, name in enumerate(layout.columns):
+                tensor = InferInput(name, [rows.shape[0], 1], layout.datatype)
                 tensor.set_data_from_numpy(np.ascontiguousarray(encoded[:, j : j + 1]))
                 tensors.append(tensor)
             parameters = {"content_type": "pd"}
         outputs = [InferRequestedOutput(output)] if output is not None else None
-        attempts = 1 + self.config.retries
-        for attempt in range(attempts):
+
+        async def attempt(seconds: float) -> Any:
             try:
-                result = await self._client.infer(
-                    self.config.model_name,
+                return await self._client.infer(
+                    self.model_name,
                     tensors,
                     outputs=outputs,
-                    client_timeout=self.config.timeout,
+                    client_timeout=seconds,
                     parameters=parameters,
                 )
-                break
             except InferenceServerException as exc:
                 failure = self._failure(exc)
-                if not isinstance(failure, PredictorUnavailable) or attempt + 1 == attempts:
-                    raise failure from None
-                await asyncio.sleep(_RETRY_BASE_SECONDS * 2**attempt)
+                if isinstance(failure, PredictorUnavailable):
+                    raise Transient(failure.message, failure) from None
+                raise failure from None
+
+        result = await with_retries(
+            attempt, retries=self.retries, timeout=self.timeout, what="a gRPC call"
+        )
         response = result.get_response()
         if not response.outputs:
             raise PredictorFailed("predictor answered with no output tensor")
@@ -126,7 +125,7 @@ class GrpcV2Predictor(Predictor):
 
     @property
     def _control_timeout(self) -> float:
-        return max(self.config.timeout, _CONTROL_TIMEOUT_SECONDS)
+        return max(self.timeout, _CONTROL_TIMEOUT_SECONDS)
 
     def _failure(
         self, exc: InferenceServerException
@@ -134,13 +133,13 @@ class GrpcV2Predictor(Predictor):
         status = exc.status() or ""
         detail = (exc.message() or str(exc))[:300]
         if status == "StatusCode.UNAVAILABLE":
-            return unavailable(self.config.base_url, detail, 1 + self.config.retries)
+            return unavailable(self.base_url, detail, 1 + self.retries)
         if status == "StatusCode.DEADLINE_EXCEEDED":
             return PredictorTimeout(
-                f"predictor did not answer within {self.config.timeout:g} s (gRPC)"
+                f"predictor did not answer within {self.timeout:g} s (gRPC)"
             )
         upstream = _UPSTREAM.get(status)
-        about = f" for model '{self.config.model_name}'" if upstream == 404 else ""
+        about = f" for model '{self.model_name}'" if upstream == 404 else ""
         return PredictorFailed(
             f"predictor answered {status.removeprefix('StatusCode.') or 'an error'}{about}: "
             f"{detail}",

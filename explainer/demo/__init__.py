@@ -20,8 +20,9 @@ from sklearn.datasets import make_classification
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import train_test_split
 
-from explainer.app import RUNTIME, LoadedBackground, create_app
-from explainer.demo_predictor import predictor_app
+from explainer.background_data import LoadedBackground
+from explainer.demo.predictor import predictor_app
+from explainer.server.app import RUNTIME, create_app
 from explainer.settings import Settings
 
 MODEL_NAME = "credit-score"

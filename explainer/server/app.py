@@ -4,24 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import ssl
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-import aiohttp
-import numpy as np
 import orjson
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from explainer import openapi
-from explainer.background_data import BackgroundStore, load_background_setting
+from explainer.background_data import LoadedBackground, load_background_setting
+from explainer.composition import open_service
 from explainer.engine import Engine
 from explainer.errors import ExplainerError, ModelNotFound, Overloaded, ShuttingDown
-from explainer.metrics import Metrics
 from explainer.payloads import (
     ExplainParameters,
     RowsRequest,
@@ -29,8 +24,9 @@ from explainer.payloads import (
     encode_explanations,
     error_body,
 )
-from explainer.predictor import CallObserver, Predictor, PredictorConfig
-from explainer.predictor_rest import V1RestPredictor, V2RestPredictor
+from explainer.predictor import PredictorClient
+from explainer.server import openapi
+from explainer.server.metrics import Metrics
 from explainer.settings import Settings, env_name
 from explainers.warm_up import warm_up
 
@@ -41,40 +37,14 @@ RETRY_AFTER_SECONDS = 1
 
 
 @dataclass
-class LoadedBackground:
-    rows: np.ndarray  # (N, M) float64
-    names: list[str] | None
-    source: str
-
-
-@dataclass
 class Runtime:
     """Everything a request needs, created in ``cleanup_ctx`` and torn down with it."""
 
     engine: Engine
-    predictor: Predictor
+    predictor: PredictorClient
     warmed: asyncio.Event
     in_flight: int = 0
     stopping: bool = False  # SIGTERM seen: not ready, new explanations refused
-
-
-async def drain(app: web.Application, delay: float, timeout: float) -> int:
-    """Begin a graceful stop: readiness turns false and new explanations get 503 at once;
-    after ``delay`` (for load balancers to see it) wait up to ``timeout`` for the
-    explanations in progress to finish. Returns how many were still running."""
-    runtime = app.get(RUNTIME)
-    if runtime is None:
-        return 0
-    runtime.stopping = True
-    log.info("stopping: not ready; %d explanation(s) in progress", runtime.in_flight)
-    await asyncio.sleep(delay)
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while runtime.in_flight and loop.time() < deadline:
-        await asyncio.sleep(0.05)
-    if runtime.in_flight:
-        log.warning("stopping with %d explanation(s) unfinished", runtime.in_flight)
-    return runtime.in_flight
 
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -121,83 +91,23 @@ def create_app(settings: Settings, background: LoadedBackground | None = None) -
 
 
 async def _runtime(app: web.Application) -> AsyncIterator[None]:
-    settings = app[SETTINGS]
-    background = app.get(BACKGROUND)
-    store = BackgroundStore(
-        background.rows if background else None,
-        source=background.source if background else "reservoir of inputs seen",
-        shap_size=settings.shap_background_size,
-        reservoir_size=settings.background_reservoir_size,
-        seed=settings.seed,
-    )
-    names = settings.feature_names or (background.names if background else None)
-    features = len(names) if names else store.features
-    session = aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(
-            limit=settings.predictor_max_concurrency * 2, ssl=_ssl_context(settings)
-        ),
-    )
-    executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="explainer")
-    predictor = make_predictor(settings, session, app[METRICS].predictor_call)
-    engine = Engine(settings, predictor, store, executor, features=features, feature_names=names)
-    runtime = Runtime(engine, predictor, asyncio.Event())
-    app[RUNTIME] = runtime
-    task = asyncio.create_task(_warm(runtime, executor))
-    try:
-        yield
-    finally:
-        task.cancel()
-        await predictor.close()
-        await session.close()
-        executor.shutdown(wait=True, cancel_futures=True)
+    async with open_service(
+        app[SETTINGS], app.get(BACKGROUND), observe=app[METRICS].predictor_call
+    ) as service:
+        runtime = Runtime(service.engine, service.predictor, asyncio.Event())
+        app[RUNTIME] = runtime
+        task = asyncio.create_task(_warm(runtime))
+        try:
+            yield
+        finally:
+            task.cancel()
 
 
-def make_predictor(
-    settings: Settings, session: aiohttp.ClientSession, observe: CallObserver
-) -> Predictor:
-    """The predictor client for ``PREDICTOR_PROTOCOL``."""
-    config = PredictorConfig(
-        base_url=settings.predictor_url(),
-        model_name=settings.model_name or "",
-        datatype=settings.predictor_datatype,
-        datatype_from_metadata="predictor_datatype" not in settings.model_fields_set,
-        output=settings.predictor_output,
-        max_batch=settings.predictor_max_batch,
-        max_concurrency=settings.predictor_max_concurrency,
-        binary=settings.predictor_binary,
-        coalesce=settings.predictor_coalesce,
-        coalesce_wait=settings.predictor_batch_wait_ms / 1000,
-        timeout=settings.predictor_timeout,
-        retries=settings.predictor_retries,
-        ca_bundle=settings.predictor_ca_bundle,
-    )
-    if settings.predictor_protocol == "grpc-v2":
-        from explainer.predictor_grpc import GrpcV2Predictor  # imports grpc only when used
-
-        config.base_url = settings.predictor_address()
-        return GrpcV2Predictor(
-            config,
-            observe,
-            use_ssl=settings.predictor_tls(),
-            max_message_bytes=settings.predictor_grpc_max_message_bytes,
-        )
-    if settings.predictor_protocol == "v1":
-        return V1RestPredictor(session, config, observe)
-    return V2RestPredictor(session, config, observe)
-
-
-def _ssl_context(settings: Settings) -> ssl.SSLContext | bool:
-    if settings.predictor_ca_bundle:
-        return ssl.create_default_context(cafile=settings.predictor_ca_bundle)
-    return True
-
-
-async def _warm(runtime: Runtime, executor: ThreadPoolExecutor) -> None:
+async def _warm(runtime: Runtime) -> None:
     """Compile the kernels, then learn what the predictor offers. ``warmed`` is set once
     the kernels are compiled and the predictor was asked once; if it could not answer,
     asking goes on in the background (readiness asks the predictor itself)."""
-    loop = asyncio.get_running_loop()
-    await loop.run_in_executor(executor, warm_up)
+    await asyncio.to_thread(warm_up)
     engine, predictor = runtime.engine, runtime.predictor
     while True:
         try:

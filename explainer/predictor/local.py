@@ -12,49 +12,41 @@ import joblib
 import numpy as np
 
 from explainer.errors import PredictorFailed
-from explainer.predictor import (
-    PROBA_OUTPUT,
-    CallObserver,
-    ModelMetadata,
-    Predictor,
-    PredictorConfig,
-    checked_scores,
-)
+from explainer.predictor.metadata import PROBA_OUTPUT, ModelMetadata
+from explainer.predictor.transport import Layout, Transport, checked_scores
 
 
-class LocalPredictor(Predictor):
-    def __init__(
-        self, path: str, config: PredictorConfig, observe: CallObserver | None = None
-    ) -> None:
-        super().__init__(config, observe)
+class LocalModel(Transport):
+    def __init__(self, path: str, model_name: str = "model") -> None:
+        super().__init__(f"file://{path}", model_name)
         # Loading a pickle runs its code: only ever a file the user names on the command line.
         self.model: Any = joblib.load(Path(path))
-        offered = hasattr(self.model, "predict_proba")
-        self._output = config.output or (PROBA_OUTPUT if offered else "predict")
-        self._output_settled = True
+        self.default_output = PROBA_OUTPUT if hasattr(self.model, "predict_proba") else "predict"
+        self._columns: tuple[str, ...] | None = None
 
     async def fetch_metadata(self) -> ModelMetadata:
         names = getattr(self.model, "feature_names_in_", None)
         features = getattr(self.model, "n_features_in_", None)
+        self._columns = tuple(str(n) for n in names) if names is not None else None
         return ModelMetadata(
             features=int(features) if features is not None else None,
-            feature_names=tuple(str(n) for n in names) if names is not None else None,
+            feature_names=self._columns,
         )
 
     async def ready(self) -> bool:
         return True
 
-    async def score(self, rows: np.ndarray, output: str | None) -> np.ndarray:
+    async def score(self, rows: np.ndarray, output: str | None, layout: Layout) -> np.ndarray:
         method = getattr(self.model, output or "predict", None)
         if method is None:
             raise PredictorFailed(f"the model has no method '{output}'")
-        named = self.metadata.feature_names
-        if named is not None:  # fitted on a table: give it one, with its column names
+        table: Any = rows
+        if self._columns is not None:  # fitted on a table: give it one, with its column names
             import pandas as pd
 
-            rows = pd.DataFrame(rows, columns=list(named))
+            table = pd.DataFrame(rows, columns=list(self._columns))
         try:
-            values = await asyncio.to_thread(method, rows)
+            values = await asyncio.to_thread(method, table)
         except (ValueError, TypeError) as exc:
             raise PredictorFailed(f"the model could not score the rows: {exc}") from None
         return checked_scores(np.asarray(values, dtype=np.float64), len(rows))

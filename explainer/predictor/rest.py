@@ -8,7 +8,6 @@ every response at level 9 otherwise, which costs more than it saves on a cluster
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from typing import Any, NamedTuple
 
@@ -17,15 +16,15 @@ import numpy as np
 import orjson
 
 from explainer.datatypes import V2_TO_NUMPY
-from explainer.errors import PredictorFailed, PredictorTimeout, PredictorUnavailable
-from explainer.predictor import (
-    CallObserver,
-    ModelMetadata,
-    Predictor,
-    PredictorConfig,
-    checked_scores,
-    unavailable,
+from explainer.errors import (
+    PredictorError,
+    PredictorFailed,
+    PredictorTimeout,
+    PredictorUnavailable,
 )
+from explainer.predictor.metadata import ModelMetadata
+from explainer.predictor.retry import Transient, with_retries
+from explainer.predictor.transport import Layout, Transport, checked_scores, unavailable
 
 _HEADERS = {"Content-Type": "application/json", "Accept-Encoding": "identity"}
 # The v2 binary tensor data extension (Triton, KServe): a JSON header of this many bytes,
@@ -33,7 +32,6 @@ _HEADERS = {"Content-Type": "application/json", "Accept-Encoding": "identity"}
 _JSON_LENGTH = "Inference-Header-Content-Length"
 _BINARY_HEADERS = {"Content-Type": "application/octet-stream", "Accept-Encoding": "identity"}
 BINARY_EXTENSION = "binary_tensor_data"
-_RETRY_BASE_SECONDS = 0.05
 _TRANSIENT_STATUSES = frozenset({502, 503, 504})
 _SLICE_BYTES = 4 * 1024 * 1024
 # Metadata and readiness are small calls; a short inference timeout must not starve them.
@@ -54,16 +52,23 @@ def _length(header: str | None, size: int) -> int | None:
     return length if length is not None and 0 <= length <= size else None
 
 
-class RestPredictor(Predictor):
+class RestTransport(Transport):
     def __init__(
         self,
         session: aiohttp.ClientSession,
-        config: PredictorConfig,
-        observe: CallObserver | None = None,
+        base_url: str,
+        model_name: str,
+        *,
+        timeout: float = 60.0,
+        retries: int = 2,
+        binary: bool | None = None,
     ) -> None:
-        super().__init__(config, observe)
+        super().__init__(base_url, model_name)
         self._session = session
-        self.binary = bool(config.binary)  # v2 binary tensor data extension in use
+        self.timeout = timeout
+        self.retries = retries
+        self.binary_setting = binary  # None: where offered
+        self.binary = bool(binary)  # v2 binary tensor data extension in use
 
     async def request(
         self,
@@ -77,51 +82,41 @@ class RestPredictor(Predictor):
     ) -> Answer:
         """(status, body). Transient faults — a refused or reset connection, a body cut
         off mid-way, a 502/503/504 from a gateway or a restarting server — are retried
-        with exponential backoff, at most ``retries`` times and never past the deadline:
-        the whole call, retries included, ends within the timeout."""
-        timeout = self.config.timeout
-        if control:
-            timeout = max(timeout, _CONTROL_TIMEOUT_SECONDS)
-        attempts = 1 + (self.config.retries if retries is None else retries)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        for attempt in range(attempts):
-            last = attempt + 1 == attempts
+        (``retry.with_retries``): the whole call ends within the timeout."""
+        timeout = max(self.timeout, _CONTROL_TIMEOUT_SECONDS) if control else self.timeout
+        attempts = 1 + (self.retries if retries is None else retries)
+
+        async def attempt(seconds: float) -> Answer:
             try:
                 async with self._session.request(
                     method,
                     url,
                     data=None if payload is None else _slices(payload),
                     headers=headers or _HEADERS,
-                    timeout=aiohttp.ClientTimeout(total=max(deadline - loop.time(), 0.001)),
+                    timeout=aiohttp.ClientTimeout(total=seconds),
                 ) as response:
                     status, body = response.status, await response.read()
                     json_length = response.headers.get(_JSON_LENGTH)
-                if status not in _TRANSIENT_STATUSES or last:
-                    return Answer(status, body, _length(json_length, len(body)))
-                cause = f"HTTP {status}"
             except TimeoutError:
                 raise PredictorTimeout(
                     f"predictor did not answer {method} {url} within {timeout:g} s"
                 ) from None
             except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, OSError) as exc:
-                if last:
-                    raise unavailable(self.config.base_url, type(exc).__name__, attempts) from None
                 cause = type(exc).__name__
-            pause = _RETRY_BASE_SECONDS * 2**attempt
-            if loop.time() + pause >= deadline:
-                raise PredictorTimeout(
-                    f"predictor did not answer {method} {url} within {timeout:g} s "
-                    f"({attempt + 1} attempt(s), last: {cause})"
-                )
-            await asyncio.sleep(pause)
-        raise AssertionError("unreachable")
+                raise Transient(cause, unavailable(self.base_url, cause, attempts)) from None
+            if status in _TRANSIENT_STATUSES:
+                raise Transient(f"HTTP {status}", self.failure(status, body))
+            return Answer(status, body, _length(json_length, len(body)))
+
+        return await with_retries(
+            attempt, retries=attempts - 1, timeout=timeout, what=f"{method} {url}"
+        )
 
     def failure(self, status: int, body: bytes) -> PredictorFailed | PredictorUnavailable:
         detail = _error_detail(body)
         if status == 503:
             return PredictorUnavailable(f"predictor is not ready (503): {detail}")
-        about = f" for model '{self.config.model_name}'" if status == 404 else ""
+        about = f" for model '{self.model_name}'" if status == 404 else ""
         return PredictorFailed(
             f"predictor answered {status}{about}: {detail}", upstream_status=status
         )
@@ -141,24 +136,25 @@ class RestPredictor(Predictor):
         """One GET with no retries, for readiness: None if the predictor cannot be asked."""
         try:
             return await self.request("GET", url, control=True, retries=0)
-        except (PredictorUnavailable, PredictorTimeout):
+        except PredictorError:
             return None
 
-    def encode_rows(self, rows: np.ndarray) -> np.ndarray:
-        """Rows at the configured datatype (FP32 rounds them, as the predictor would)."""
-        return np.ascontiguousarray(rows, dtype=V2_TO_NUMPY[self.config.datatype])
+
+def encode_rows(rows: np.ndarray, layout: Layout) -> np.ndarray:
+    """Rows at the layout's datatype (FP32 rounds them, as the predictor would)."""
+    return np.ascontiguousarray(rows, dtype=V2_TO_NUMPY[layout.datatype])
 
 
-class V2RestPredictor(RestPredictor):
+class V2Rest(RestTransport):
     """Open Inference Protocol (v2) REST: ``/v2/models/<m>/infer``."""
 
     @property
     def model_url(self) -> str:
-        return f"{self.config.base_url}/v2/models/{self.config.model_name}"
+        return f"{self.base_url}/v2/models/{self.model_name}"
 
     async def fetch_metadata(self) -> ModelMetadata:
         body = await self.model_document()
-        if self.config.binary is None:  # auto: where the server lists the extension
+        if self.binary_setting is None:  # auto: where the server lists the extension
             self.binary = await self._offers_binary()
         try:
             return ModelMetadata.from_v2(orjson.loads(body))
@@ -168,7 +164,7 @@ class V2RestPredictor(RestPredictor):
     async def _offers_binary(self) -> bool:
         """Whether ``GET /v2`` lists the binary tensor data extension (Triton does;
         MLServer lists none; KServe supports it without listing it: set it explicitly)."""
-        answer = await self.probe(f"{self.config.base_url}/v2")
+        answer = await self.probe(f"{self.base_url}/v2")
         if answer is None or answer.status != 200:
             return False
         try:
@@ -181,28 +177,28 @@ class V2RestPredictor(RestPredictor):
         answer = await self.probe(f"{self.model_url}/ready")
         return answer is not None and answer[0] == 200
 
-    async def score(self, rows: np.ndarray, output: str | None) -> np.ndarray:
-        encoded = self.encode_rows(rows)
-        if self.binary and self.columns is None:
-            return await self._score_binary(encoded, output)
+    async def score(self, rows: np.ndarray, output: str | None, layout: Layout) -> np.ndarray:
+        encoded = encode_rows(rows, layout)
+        if self.binary and layout.columns is None:
+            return await self._score_binary(encoded, output, layout)
         request: dict[str, Any]
-        if self.columns is None:
+        if layout.columns is None:
             tensor = {
-                "name": self.input_name,
+                "name": layout.input_name,
                 "shape": list(rows.shape),
                 "data": encoded.reshape(-1),
             }
-            request = {"inputs": [{**tensor, "datatype": self.config.datatype}]}
+            request = {"inputs": [{**tensor, "datatype": layout.datatype}]}
         else:  # one tensor per feature, read back as a table (MLServer's pandas codec)
             request = {
                 "inputs": [
                     {
                         "name": name,
                         "shape": [rows.shape[0], 1],
-                        "datatype": self.config.datatype,
+                        "datatype": layout.datatype,
                         "data": np.ascontiguousarray(encoded[:, j]),
                     }
-                    for j, name in enumerate(self.columns)
+                    for j, name in enumerate(layout.columns)
                 ],
                 "parameters": {"content_type": "pd"},
             }
@@ -216,15 +212,17 @@ class V2RestPredictor(RestPredictor):
             raise self.failure(status, body)
         return _v2_scores(body, rows.shape[0], output)
 
-    async def _score_binary(self, encoded: np.ndarray, output: str | None) -> np.ndarray:
+    async def _score_binary(
+        self, encoded: np.ndarray, output: str | None, layout: Layout
+    ) -> np.ndarray:
         """One call with the binary tensor data extension: raw bytes both ways."""
         raw = encoded.astype(encoded.dtype.newbyteorder("<"), copy=False).tobytes()
         request: dict[str, Any] = {
             "inputs": [
                 {
-                    "name": self.input_name,
+                    "name": layout.input_name,
                     "shape": list(encoded.shape),
-                    "datatype": self.config.datatype,
+                    "datatype": layout.datatype,
                     "parameters": {"binary_data_size": len(raw)},
                 }
             ],
@@ -246,7 +244,7 @@ class V2RestPredictor(RestPredictor):
         return _v2_scores(answer.body, encoded.shape[0], output, answer.json_length)
 
 
-class V1RestPredictor(RestPredictor):
+class V1Rest(RestTransport):
     """KServe v1 REST: ``/v1/models/<m>:predict``, ``instances`` → ``predictions``.
     v1 has no metadata and no output selection: the model's own output is explained."""
 
@@ -254,7 +252,7 @@ class V1RestPredictor(RestPredictor):
 
     @property
     def model_url(self) -> str:
-        return f"{self.config.base_url}/v1/models/{self.config.model_name}"
+        return f"{self.base_url}/v1/models/{self.model_name}"
 
     async def fetch_metadata(self) -> ModelMetadata:
         await self.model_document()
@@ -270,9 +268,9 @@ class V1RestPredictor(RestPredictor):
         except (orjson.JSONDecodeError, AttributeError):
             return False
 
-    async def score(self, rows: np.ndarray, output: str | None) -> np.ndarray:
+    async def score(self, rows: np.ndarray, output: str | None, layout: Layout) -> np.ndarray:
         payload = orjson.dumps(
-            {"instances": self.encode_rows(rows)}, option=orjson.OPT_SERIALIZE_NUMPY
+            {"instances": encode_rows(rows, layout)}, option=orjson.OPT_SERIALIZE_NUMPY
         )
         status, body, _ = await self.request("POST", f"{self.model_url}:predict", payload)
         self.bytes_sent += len(payload)

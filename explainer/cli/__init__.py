@@ -1,47 +1,31 @@
-"""``explainer``: ``serve`` (the KServe explainer container) and ``demo``.
+"""``explainer``: ``serve``, ``batch``, ``report``, ``demo``, ``healthcheck``, ``warm-up``.
 
-argv is parsed only inside ``main``. ``serve`` has one ``--<setting>`` flag per field of
-``Settings`` (flags win over the environment) and accepts the flags KServe appends,
-including ones it does not use. A bad setting ends start-up with one line naming it.
+argv is parsed only inside ``main``; each command's module is imported only when it
+runs, so ``healthcheck`` and ``report`` start fast and a missing extra is one line. A
+bad setting ends start-up with one line naming it, and exit status 2.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
-from pydantic import ValidationError
-
-from explainer import __version__, storage
+from explainer import __version__
+from explainer.cli.extras import require
+from explainer.cli.options import StartupError, add_setting_flags
 from explainer.memory import keep_freed_memory
-from explainer.settings import Settings, describe_error
 
-log = logging.getLogger("explainer")
-
-# KServe's own explainers know these long names; they map onto our settings.
-_FLAG_ALIASES = {
-    "predictor_request_timeout_seconds": "predictor_timeout",
-    "predictor_request_retries": "predictor_retries",
-}
-SHUTDOWN_TIMEOUT_SECONDS = 20.0  # below Kubernetes' 30 s grace period
-SHUTDOWN_DELAY_SECONDS = 1.0  # not ready, still listening: time for endpoints to update
-
-
-class StartupError(Exception):
-    """A setting that stops start-up; its message is the one line shown."""
-
+__all__ = ["StartupError", "main"]
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="explainer", description="LIME/SHAP explainer for KServe")
     parser.add_argument("--version", action="version", version=f"explainer-sidecar {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     serve_parser = commands.add_parser("serve", help="serve :explain beside a predictor")
-    _add_setting_flags(serve_parser)
+    add_setting_flags(serve_parser)
     demo_parser = commands.add_parser("demo", help="serve the credit-score demo")
     demo_parser.add_argument("--http_port", type=int, default=8080)
     demo_parser.add_argument("--host", default="127.0.0.1")
@@ -74,24 +58,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         "output", help="the batch output (.jsonl, or .parquet with its journal)"
     )
     report_parser.add_argument("--html", required=True, help="where to write the report")
-    _add_setting_flags(batch_parser)
+    add_setting_flags(batch_parser)
     args, unknown = parser.parse_known_args(argv)
     if args.command in NUMERIC_COMMANDS:  # not healthcheck or report: they start fast
         _one_blas_thread()
         keep_freed_memory()
     try:
         if args.command == "serve":
-            return _serve(args, unknown)
-        if args.command == "batch":
-            if unknown:
-                parser.error(f"unrecognized arguments: {' '.join(unknown)}")
-            from explainer.batch_cli import run_batch
+            from explainer.cli.serve import serve
 
-            return run_batch(args)
+            return serve(args, unknown)
         if unknown:
             parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+        if args.command == "batch":
+            require("batch", "batch")
+            from explainer.cli.batch import run_batch
+
+            return run_batch(args)
         if args.command == "report":
-            from explainer.report import write_report
+            require("batch", "report")
+            from explainer.batch.report import write_report
 
             output = Path(args.output)
             journal = output if output.suffix == ".jsonl" else Path(f"{output}.jsonl")
@@ -145,73 +131,3 @@ def _healthcheck(port: int | None, path: str) -> int:
     except OSError as exc:
         print(f"explainer: healthcheck failed: {exc}", file=sys.stderr)
         return 1
-
-
-def _add_setting_flags(parser: argparse.ArgumentParser) -> None:
-    for name, info in Settings.model_fields.items():
-        kwargs: dict[str, Any] = {"default": argparse.SUPPRESS, "help": info.description}
-        if info.annotation is bool:
-            kwargs.update(nargs="?", const="true")
-        parser.add_argument(f"--{name}", **kwargs)
-    for alias, name in _FLAG_ALIASES.items():
-        parser.add_argument(f"--{alias}", dest=name, default=argparse.SUPPRESS, help=f"= --{name}")
-
-
-def load_settings(flags: dict[str, Any]) -> Settings:
-    try:
-        settings = Settings(**flags)
-    except ValidationError as exc:
-        raise StartupError(describe_error(exc)) from None
-    for field, env in (("model_name", "MODEL_NAME"), ("predictor_host", "PREDICTOR_HOST")):
-        if not getattr(settings, field):
-            raise StartupError(f"missing setting {env} / --{field}: it is required")
-    return settings
-
-
-def _serve(args: argparse.Namespace, unknown: list[str]) -> int:
-    from explainer.app import create_app
-    from explainer.engine import describe
-
-    flags = {k: v for k, v in vars(args).items() if k != "command"}
-    settings = load_settings(flags)
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    storage.quiet_client_logs()
-    if unknown:
-        log.warning("ignoring flags this explainer does not use: %s", " ".join(unknown))
-    try:
-        app = create_app(settings)
-    except ValueError as exc:
-        raise StartupError(str(exc)) from None
-    if settings.workers > 1:
-        log.info("--workers %d accepted; one event loop serves all requests", settings.workers)
-    log.info("starting explainer: %s", describe(settings))
-    asyncio.run(_run_until_signalled(app, settings))
-    return 0
-
-
-async def _run_until_signalled(app: Any, settings: Settings) -> None:
-    """Serve until SIGTERM or SIGINT, then stop gracefully: readiness false and new
-    explanations refused at once; after ``SHUTDOWN_DELAY_SECONDS`` (for Kubernetes to take
-    the pod out of its endpoints) the explanations in progress are given the rest of
-    ``SHUTDOWN_TIMEOUT_SECONDS`` to finish; then the listener closes and the process exits,
-    all within Kubernetes' 30 s grace period."""
-    import signal
-
-    from aiohttp import web
-
-    from explainer.app import drain
-
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
-    await runner.setup()
-    await web.TCPSite(runner, settings.host, settings.http_port).start()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
-    try:
-        await stop.wait()
-        await drain(app, SHUTDOWN_DELAY_SECONDS, SHUTDOWN_TIMEOUT_SECONDS - SHUTDOWN_DELAY_SECONDS)
-    finally:
-        await runner.cleanup()

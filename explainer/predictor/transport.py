@@ -1,0 +1,74 @@
+"""A transport: one protocol's way of making a call (``rest``: v2 and v1; ``grpc``: v2;
+``local``: a model in-process). The client (``client.PredictorClient``) owns the policy
+— batching, coalescing, concurrency, which output to explain — and a transport only
+makes one call at a time when asked, with its retries (``retry``)."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+import numpy as np
+
+from explainer.errors import PredictorFailed, PredictorUnavailable
+from explainer.predictor.metadata import ModelMetadata
+
+
+@dataclass(frozen=True)
+class Layout:
+    """How rows travel: as one tensor ``input_name`` of ``datatype``, or (``columns``)
+    one tensor per feature, read back as a table (MLServer's pandas codec)."""
+
+    input_name: str = "input-0"
+    datatype: str = "FP64"
+    columns: tuple[str, ...] | None = None
+
+
+class Transport(ABC):
+    # Whether the protocol lets the client ask for an output by name (v1 does not).
+    chooses_output = True
+    # Whether the transport has an output of its own choosing (a local model's method).
+    default_output: str | None = None
+
+    def __init__(self, base_url: str, model_name: str) -> None:
+        self.base_url = base_url
+        self.model_name = model_name
+        self.bytes_sent = 0  # inference payloads on the wire, as the transport encoded them
+        self.bytes_received = 0
+
+    @abstractmethod
+    async def score(self, rows: np.ndarray, output: str | None, layout: Layout) -> np.ndarray:
+        """One call: scores (n, K) float64 for rows (n, M). Raises ExplainerErrors."""
+
+    @abstractmethod
+    async def fetch_metadata(self) -> ModelMetadata:
+        """The model's metadata, or an empty one if the protocol has none."""
+
+    @abstractmethod
+    async def ready(self) -> bool:
+        """Whether the predictor says the model is ready; False if it cannot be asked."""
+
+    async def close(self) -> None:
+        """Release what the transport holds (most hold nothing of their own)."""
+        return None
+
+    def rows_per_call(self, features: int, datatype: str) -> int | None:
+        """The most rows one call can carry, if the protocol limits it (gRPC's message)."""
+        return None
+
+
+def checked_scores(values: np.ndarray, n: int) -> np.ndarray:
+    """Predictor output values → (n, K) finite float64, or a 502 saying what is wrong."""
+    values = np.asarray(values, dtype=np.float64).reshape(-1)
+    if values.size == 0 or values.size % n:
+        raise PredictorFailed(f"predictor returned {values.size} values for {n} rows")
+    scores = values.reshape(n, -1)
+    if not np.isfinite(scores).all():
+        raise PredictorFailed("predictor returned NaN or infinite scores")
+    return scores
+
+
+def unavailable(url: str, cause: str, attempts: int) -> PredictorUnavailable:
+    return PredictorUnavailable(
+        f"predictor at {url} is unreachable ({cause}) after {attempts} attempt(s)"
+    )
