@@ -277,8 +277,7 @@ class BackgroundStore:
         with self._lock:
             self._reservoir.offer(np.asarray(rows, dtype=np.float64))
             self._rows = self._reservoir.rows
-            small = len(self._rows) <= self._shap_size
-            if small or self._reservoir.seen >= REBUILD_GROWTH * self._seen_at_build:
+            if self._stale():
                 self._snapshot = None
 
     def snapshot(self) -> BackgroundSnapshot:
@@ -296,10 +295,16 @@ class BackgroundStore:
                 rows = self._rows.copy()  # the reservoir's rows change under observe()
                 seen = self._reservoir.seen
             built = self._build(rows)
-            with self._lock:  # rows observed since the copy count towards the next rebuild
+            with self._lock:
                 self._seen_at_build = seen
-                self._snapshot = built
+                # Rows observed while it was built may already call for the next one.
+                self._snapshot = None if self._reservoir.seen > seen and self._stale() else built
                 return built
+
+    def _stale(self) -> bool:
+        """Whether the rows seen call for a rebuild (the lock held)."""
+        small = self._rows is None or len(self._rows) <= self._shap_size
+        return small or self._reservoir.seen >= REBUILD_GROWTH * self._seen_at_build
 
     def _build(self, rows: np.ndarray) -> BackgroundSnapshot:
         shap = self._summarize(rows, self._shap_size, self._seed)

@@ -12,6 +12,7 @@ given runs on it.
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import time
 from contextlib import AsyncExitStack
@@ -26,6 +27,7 @@ from explainer.batch.job import BatchJob, open_job
 from explainer.engine import Engine
 
 PLUGIN = "explainer-engine"
+log = logging.getLogger(__name__)
 
 
 class EngineOnWorker(WorkerPlugin):
@@ -35,7 +37,8 @@ class EngineOnWorker(WorkerPlugin):
 
     def __init__(self, job: BatchJob) -> None:
         self.job = job
-        self.builds = 0  # engines built on this worker (one)
+        self.builds = 0  # engines built on this worker: one, whatever its partitions
+        self.partitions = 0
 
     def setup(self, worker: Any) -> None:
         self._loop = asyncio.new_event_loop()
@@ -96,6 +99,8 @@ def run_on_dask(
             ]
             for future in as_completed(futures):
                 runner.write(journal, future.result(), counts, progress)
+            for address, (builds, explained) in sorted(client.run(_engine_use).items()):
+                log.info("worker %s: %d engine(s), %d partition(s)", address, builds, explained)
     finally:
         if cluster is not None:
             cluster.close()
@@ -114,4 +119,11 @@ def explain_partition(
     lines: list[tuple[bytes, bool]] = plugin.call(
         runner.explain_range(plugin.engine, config, first, rows, todo)
     )
+    plugin.partitions += 1
     return lines
+
+
+def _engine_use(dask_worker: Any) -> tuple[int, int]:
+    """(engines built, partitions explained) on a worker (``Client.run``)."""
+    plugin = dask_worker.plugins[PLUGIN]
+    return plugin.builds, plugin.partitions

@@ -288,5 +288,6 @@ async def metrics(request: web.Request) -> web.Response:
     runtime = request.app.get(RUNTIME)
     if runtime is not None:
         request.app[METRICS].planned_rows.set(runtime.engine.budget.used)
+        request.app[METRICS].in_flight.set(runtime.in_flight)
     body = generate_latest(request.app[METRICS].registry)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})

@@ -51,6 +51,11 @@ class Metrics:
             "twice the predictor's calls in flight)",
             registry=self.registry,
         )
+        self.in_flight = Gauge(
+            "explainer_explanations_in_progress",
+            ":explain requests accepted and not yet answered (refused past MAX_IN_FLIGHT)",
+            registry=self.registry,
+        )
         # Leak detectors, read at scrape time: asyncio tasks alive, and (Linux) the
         # process's open file descriptors and resident memory.
         self.tasks = Gauge(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -195,7 +196,7 @@ def test_a_local_dask_cluster_gives_the_single_process_results_row_for_row(
     args = ["--model_file", str(files["model"]), *FAST, str(files["train"])]
     single, spread = tmp_path / "single.jsonl", tmp_path / "dask.jsonl"
     batch(str(files["root"] / "rows.npy"), "--out", str(single), *args)
-    batch(
+    run = batch(
         str(files["root"] / "rows.npy"),
         "--out",
         str(spread),
@@ -205,6 +206,11 @@ def test_a_local_dask_cluster_gives_the_single_process_results_row_for_row(
         "5",
         *args,
     )
+    # One engine per worker, built once and used for every partition it was given.
+    found = re.findall(r"(\d+) engine\(s\), (\d+) partition", run.stderr)
+    use = [(int(builds), int(partitions)) for builds, partitions in found]
+    assert len(use) == 2 and all(builds == 1 for builds, _ in use), run.stderr
+    assert sum(partitions for _, partitions in use) == 5  # 24 rows in partitions of 5
     by_row = {r["row"]: r for r in records(spread)}
     assert sorted(by_row) == list(range(24))  # every row once, whatever order partitions end
     assert [by_row[r["row"]] for r in records(single)] == records(single)

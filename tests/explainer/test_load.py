@@ -21,9 +21,10 @@ import orjson
 import pytest
 import requests
 
-from explainer.server.lifecycle import SHUTDOWN_TIMEOUT_SECONDS
 from tests.conftest import Predictor
 from tests.mlserver import REPO, start_explainer, stop, wait_ok
+
+HANG_GUARD_SECONDS = 120  # only reached when something hangs: never a measure of speed
 
 LOCUST_BIN = Path(os.environ.get("LOCUST_BIN", REPO / ".venv-locust" / "bin" / "locust"))
 SECONDS = int(os.environ.get("SOAK_SECONDS", "10"))
@@ -131,6 +132,17 @@ def test_32_clients_zero_failures_flat_memory_no_leaks(
     assert after["explainer_event_loop_tasks"] <= before["explainer_event_loop_tasks"] + 2
 
 
+def in_progress(url: str, count: int) -> None:
+    """Wait until the explainer reports ``count`` explanations in progress."""
+    deadline = time.monotonic() + HANG_GUARD_SECONDS
+    while time.monotonic() < deadline:
+        metrics = requests.get(f"{url}/metrics", timeout=5).text
+        if f"explainer_explanations_in_progress {count}.0" in metrics:
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"{count} explanations never were in progress at once")
+
+
 def test_sigterm_under_load_finishes_what_started_and_refuses_the_rest(
     mlserver: Predictor,
 ) -> None:
@@ -147,8 +159,7 @@ def test_sigterm_under_load_finishes_what_started_and_refuses_the_rest(
     clients = [threading.Thread(target=client) for _ in range(8)]
     for thread in clients:
         thread.start()
-    time.sleep(0.3)  # all eight in progress (each takes about half a second alone)
-    signalled = time.monotonic()
+    in_progress(url, 8)  # all eight accepted, however busy the machine
     process.send_signal(signal.SIGTERM)
     time.sleep(0.1)
     assert requests.get(f"{url}/v2/health/ready", timeout=5).status_code == 503  # first
@@ -157,7 +168,7 @@ def test_sigterm_under_load_finishes_what_started_and_refuses_the_rest(
     for thread in clients:
         thread.join(timeout=60)
     assert answers == [200] * 8  # none dropped mid-way
-    assert process.wait(timeout=SHUTDOWN_TIMEOUT_SECONDS + 5) == 0
-    assert time.monotonic() - signalled < SHUTDOWN_TIMEOUT_SECONDS
+    assert process.wait(timeout=HANG_GUARD_SECONDS) == 0
     _, stderr = process.communicate()
     assert b"Traceback" not in stderr
+    assert b"unfinished" not in stderr  # drained before SHUTDOWN_TIMEOUT_SECONDS ran out

@@ -211,4 +211,4 @@ async def test_binary_tensor_extension_against_kserve_gives_the_same_explanation
     raw, text = (c.server.app[RUNTIME].predictor for c in (binary, kserve_json))
     assert raw.transport.binary is True and text.transport.binary is False
     # 8 bytes a value instead of ~19 characters
-    assert raw.bytes_sent / raw.rows_sent < text.bytes_sent / text.rows_sent / 2
+    assert raw.transport.bytes_sent / raw.rows_sent < text.transport.bytes_sent / text.rows_sent / 2

@@ -3,13 +3,16 @@ proxy (aiohttp) sits in front of the real MLServer, with a self-signed certifica
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import ssl
 import subprocess
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
+import numpy as np
 import orjson
 import pytest
 from aiohttp import web
@@ -111,3 +114,34 @@ async def test_https_predictor_verified_with_the_ca_bundle(
     )
     assert response.status == 503
     assert "Certificate" in (await response.json())["error"]
+
+
+async def run_batch(*args: str) -> tuple[int, str]:
+    """``explainer batch`` in its own process, while this loop serves the https proxy."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "explainer", "batch", *args,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    _, stderr = await asyncio.wait_for(process.communicate(), 300)
+    return process.returncode or 0, stderr.decode()
+
+
+async def test_batch_verifies_an_https_predictor_with_the_ca_bundle(
+    mlserver: Predictor, https_predictor: str, certificate: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """The batch runner builds its predictor client where the service does
+    (``explainer.composition``), so PREDICTOR_CA_BUNDLE reaches it too."""
+    rows = tmp_path / "rows.npy"
+    np.save(rows, mlserver.models["credit"].test[:3])
+    common = ["--model_name", "credit", "--predictor_host", https_predictor,
+              "--background_data", str(mlserver.data / "credit.csv"), "--explainer_type", "SHAP",
+              "--predictor_retries", "0"]  # fmt: skip
+    trusted = tmp_path / "trusted.jsonl"
+    status, stderr = await run_batch(
+        str(rows), "--out", str(trusted), *common, "--predictor_ca_bundle", str(certificate[0])
+    )
+    assert status == 0, stderr
+    lines = [orjson.loads(line) for line in trusted.read_bytes().splitlines()]
+    assert [line["row"] for line in lines] == [0, 1, 2] and all("SHAP" in x for x in lines)
+    status, stderr = await run_batch(str(rows), "--out", str(tmp_path / "untrusted.jsonl"), *common)
+    assert status == 3 and "Certificate" in stderr

@@ -1,0 +1,108 @@
+"""One contract over every explainer and every masker (``explainers.interface``): what the
+engine relies on, whatever the estimator or the input kind."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pytest
+
+from explainers.background import summarize
+from explainers.interface import Explainer, Masker
+from explainers.kernel_shap import KernelShap
+from explainers.lime import Lime
+from explainers.maskers.numeric import LimeStatistics, NumericRows
+
+EXPLAINERS: list[Explainer[Any]] = [Lime(), KernelShap()]
+M = 12  # > 11: KernelSHAP samples, so seeds, rounds and intervals all matter
+WEIGHTS = np.linspace(-1.0, 1.0, M)
+
+
+def model(rows: np.ndarray) -> np.ndarray:
+    """Two outputs with interactions of order 3, so that sampling has something to miss."""
+    linear = rows @ WEIGHTS
+    return np.stack([linear + rows[:, 0] * rows[:, 1] * rows[:, 2], np.tanh(linear)], axis=1)
+
+
+def numeric(seed: int = 0) -> Masker:
+    data = np.random.default_rng(seed).normal(size=(200, M))
+    return NumericRows(data[0], summarize(data[1:], 8), LimeStatistics.from_training(data[1:]))
+
+
+MASKERS: dict[str, Callable[[], Masker]] = {"numeric rows": numeric}
+CASES = [(e, m) for e in EXPLAINERS for m in MASKERS]
+IDS = [f"{e.name}-{m}" for e, m in CASES]
+
+
+def samples_of(explainer: Explainer[Any]) -> int:
+    return 600 if explainer.name == "LIME" else 300
+
+
+@pytest.mark.parametrize(("explainer", "masker"), CASES, ids=IDS)
+def test_a_seed_gives_the_same_rows_and_saliencies_and_another_seed_others(
+    explainer: Explainer[Any], masker: str
+) -> None:
+    one, two, other = (
+        explainer.plan(MASKERS[masker](), samples_of(explainer), seed) for seed in (4, 4, 5)
+    )
+    np.testing.assert_array_equal(one.rows, two.rows)
+    assert not np.array_equal(one.rows, other.rows)
+    a = explainer.fit(one, model(one.rows), explainer.prepare(one))
+    b = explainer.fit(two, model(two.rows))  # prepared or not: the same fit
+    for x, y in ((a.scores, b.scores), (a.confidence, b.confidence)):
+        assert x.tobytes() == y.tobytes()
+    assert a.facts["seed"] == 4
+
+
+@pytest.mark.parametrize(("explainer", "masker"), CASES, ids=IDS)
+def test_rows_planned_bounds_the_plan_and_saliencies_have_one_score_per_segment(
+    explainer: Explainer[Any], masker: str
+) -> None:
+    made = MASKERS[masker]()
+    samples = samples_of(explainer)
+    plan = explainer.plan(made, samples, 0)
+    assert len(plan.rows) <= explainer.rows_planned(made, samples)
+    fitted = explainer.fit(plan, model(plan.rows))
+    assert fitted.scores.shape == fitted.confidence.shape == (2, made.segments)
+    assert np.isfinite(fitted.scores).all() and (fitted.confidence >= 0).all()
+    assert explainer.default_samples(made.segments) > 0
+    assert explainer.pilot_samples(samples, made.segments) <= samples
+
+
+@pytest.mark.parametrize(("explainer", "masker"), CASES, ids=IDS)
+def test_scores_are_read_in_row_order(explainer: Explainer[Any], masker: str) -> None:
+    plan = explainer.plan(MASKERS[masker](), samples_of(explainer), 0)
+    scores = model(plan.rows)
+    in_calls = np.concatenate([model(plan.rows[i : i + 97]) for i in range(0, len(plan.rows), 97)])
+    np.testing.assert_array_equal(
+        explainer.fit(plan, in_calls).scores, explainer.fit(plan, scores).scores
+    )
+    shuffled = scores[np.random.default_rng(0).permutation(len(scores))]
+    assert not np.allclose(explainer.fit(plan, shuffled).scores, explainer.fit(plan, scores).scores)
+
+
+@pytest.mark.parametrize(("explainer", "masker"), CASES, ids=IDS)
+def test_extend_appends_rows_and_the_refit_narrows_the_interval(
+    explainer: Explainer[Any], masker: str
+) -> None:
+    plan = explainer.plan(MASKERS[masker](), samples_of(explainer), 0)
+    fitted = explainer.fit(plan, model(plan.rows))
+    widest = float(fitted.confidence.max())
+    assert explainer.extend(plan, fitted, 10 * widest, 10**6) is None  # already met
+    assert explainer.extend(plan, fitted, widest / 2, samples_of(explainer)) is None  # at the cap
+    grown = explainer.extend(plan, fitted, widest / 2, 10**6)
+    assert grown is not None
+    extended, new_rows = grown
+    again = explainer.extend(plan, fitted, widest / 2, 10**6)
+    assert again is not None
+    np.testing.assert_array_equal(again[1], new_rows)  # extending is seeded too
+    n = len(plan.rows)
+    np.testing.assert_array_equal(extended.rows[:n], plan.rows)
+    np.testing.assert_array_equal(extended.rows[n:], new_rows)
+    refit = explainer.fit(extended, np.concatenate([model(plan.rows), model(new_rows)]))
+    np.testing.assert_array_equal(
+        refit.scores, explainer.fit(extended, model(extended.rows)).scores
+    )
+    assert refit.confidence.max() < widest
