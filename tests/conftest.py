@@ -14,8 +14,8 @@ from typing import Any
 
 import joblib
 import pytest
-from hypothesis import settings as hypothesis_settings
 from aiohttp.test_utils import TestClient
+from hypothesis import settings as hypothesis_settings
 
 from explainer.server.app import RUNTIME, create_app
 from explainer.settings import Settings

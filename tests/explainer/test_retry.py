@@ -39,7 +39,8 @@ async def test_when_no_retry_is_left_the_attempts_error_is_raised() -> None:
 
 async def test_a_pause_that_would_pass_the_deadline_ends_the_call_at_once() -> None:
     attempt = Flaky(faults=10)
-    with pytest.raises(PredictorTimeout, match=r"a call within 0.01 s \(1 attempt\(s\), last: reset"):
+    expected = r"a call within 0.01 s \(1 attempt\(s\), last: reset"
+    with pytest.raises(PredictorTimeout, match=expected):
         await with_retries(attempt, retries=5, timeout=BASE_SECONDS / 5, what="a call")
     assert len(attempt.given) == 1
 
