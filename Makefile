@@ -12,7 +12,8 @@ AUDIT_VENV := .venv-audit
 LOCUST_VENV := .venv-locust
 PYSPY_VENV := .venv-pyspy
 
-.PHONY: demo test lint typecheck audit unit soak clean bench bench-startup bench-accuracy bench-batch bench-background profile
+# docs/settings.md is generated from explainer/settings.py (tests/test_docs.py checks it).
+.PHONY: demo test lint typecheck audit unit soak clean docs bench bench-startup bench-accuracy bench-batch bench-background profile
 
 $(VENV)/.runtime: pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -36,6 +37,9 @@ audit: $(AUDIT_VENV)/.installed
 
 demo: $(VENV)/.runtime
 	$(BIN)/explainer demo
+
+docs: $(VENV)/.test
+	$(BIN)/python -m tools.settings_doc
 
 lint: $(VENV)/.test
 	$(BIN)/ruff check explainer explainers tests bench tools

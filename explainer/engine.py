@@ -218,7 +218,7 @@ class Engine:
             scoring.finish()
             await asyncio.gather(
                 *(
-                    self._explain_kind(runs[budget.name], scoring.of(a), job, timings)
+                    self._explain_runs(runs[budget.name], scoring.of(a), job, timings)
                     for a, (budget, _) in enumerate(order)
                 )
             )
@@ -258,7 +258,7 @@ class Engine:
         await self._run(partial(_fit_runs, runs))
         timings["fit"] += time.perf_counter() - start
 
-    async def _explain_kind(
+    async def _explain_runs(
         self,
         runs: list[_Run],
         scoring: Awaitable[np.ndarray],

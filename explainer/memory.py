@@ -6,9 +6,8 @@ such blocks with fresh ``mmap``s and hand freed memory back to the kernel, so ev
 request pays the page faults of touching new memory (~6 ms for 17 MB) and, at some
 unpredictable ``free``, a trim of the heap (~4 ms, measured on the critical path after
 the last predictor call). Serving blocks up to 32 MB from the heap and keeping up to
-256 MB of it free between requests removes both: latency ÷ predictor-alone time for
-SHAP over gRPC went 1.09 → 1.03–1.04 (2 cores, 20-feature forest). Memory stays
-bounded: what is kept is what the row budget (``admission``) lets requests use at once.
+256 MB of it free between requests removes both (CHANGELOG.md has the measurement).
+Memory stays bounded: what is kept is what the row budget (``admission``) lets requests use at once.
 """
 
 from __future__ import annotations

@@ -109,9 +109,8 @@ NUMERIC_COMMANDS = frozenset({"serve", "batch", "demo", "warm-up"})
 def _one_blas_thread() -> None:
     """The explainer's linear algebra is on small matrices (M × M, a few thousand rows),
     where a BLAS thread per core only contends with the predictor and with the
-    explainer's own workers for the same cores (measured: `:explain` over the predictor
-    alone 1.15–1.19 → 1.07–1.10, ALL mode, gRPC, 2 cores). Its parallelism is its
-    executor's threads and the predictor calls in flight instead."""
+    explainer's own workers for the same cores (CHANGELOG.md has the measurement). Its
+    parallelism is its executor's threads and the predictor calls in flight instead."""
     import numpy  # noqa: F401 — load the BLAS libraries so that the limit reaches them
     import scipy.linalg  # noqa: F401
     from threadpoolctl import threadpool_limits

@@ -1,4 +1,4 @@
-"""``Predictor.stream``'s bookkeeping (``Scoring``): arrays of rows scored as one stream of
+"""``PredictorClient.stream``'s bookkeeping (``Scoring``): arrays of rows scored as one stream of
 calls cut over their concatenation, each array's scores handed back in its own order."""
 
 from __future__ import annotations
