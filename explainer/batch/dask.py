@@ -115,7 +115,8 @@ def explain_partition(
     plugin = get_worker().plugins[PLUGIN]
     assert isinstance(plugin, EngineOnWorker)
     rows = read_range(config.input, first, stop)
-    todo = np.array([first + i not in set(finished) for i in range(len(rows))])
+    done = set(finished)
+    todo = np.array([first + i not in done for i in range(len(rows))])
     lines: list[tuple[bytes, bool]] = plugin.call(
         runner.explain_range(plugin.engine, config, first, rows, todo)
     )

@@ -10,7 +10,7 @@ from typing import Any
 from explainer import storage
 from explainer.batch import dataset, runner
 from explainer.batch.job import BatchJob, open_job
-from explainer.cli.options import StartupError, settings_from
+from explainer.cli.options import StartupError, load_settings
 from explainer.errors import ExplainerError
 
 log = logging.getLogger("explainer.batch")
@@ -43,9 +43,9 @@ def run_batch(args: Any) -> int:
     if config.output.suffix not in (".jsonl", ".parquet"):
         raise StartupError(f"--out {config.output}: use a .jsonl or .parquet file")
     if args.model_file:  # no server: the model file stands in for the predictor
-        settings = settings_from({"model_name": "model", **flags}, required=False)
+        settings = load_settings({"model_name": "model", **flags}, required=False)
     else:
-        settings = settings_from(flags)
+        settings = load_settings(flags)
     if config.chunk_rows > settings.max_rows:
         raise StartupError(f"--chunk_rows must be at most MAX_ROWS ({settings.max_rows})")
     job = BatchJob(settings, config.input, args.model_file)

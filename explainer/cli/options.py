@@ -32,7 +32,7 @@ def add_setting_flags(parser: argparse.ArgumentParser) -> None:
         parser.add_argument(f"--{alias}", dest=name, default=argparse.SUPPRESS, help=f"= --{name}")
 
 
-def settings_from(flags: dict[str, Any], *, required: bool = True) -> Settings:
+def load_settings(flags: dict[str, Any], *, required: bool = True) -> Settings:
     """The validated settings; ``required``: MODEL_NAME and PREDICTOR_HOST must be set."""
     try:
         settings = Settings(**flags)
@@ -43,7 +43,3 @@ def settings_from(flags: dict[str, Any], *, required: bool = True) -> Settings:
             if not getattr(settings, field):
                 raise StartupError(f"missing setting {env} / --{field}: it is required")
     return settings
-
-
-def load_settings(flags: dict[str, Any]) -> Settings:
-    return settings_from(flags)
