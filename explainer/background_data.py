@@ -5,11 +5,12 @@ keeps a bounded reservoir (Algorithm R, seeded) of the rows it has been asked to
 explain, as the TrustyAI explainer does, and every explanation says which background it
 used and how many rows it had — a request never fails for lack of background.
 
-A reservoir larger than the SHAP background is summarised by k-means, which costs a
-tenth of a second or more; the summary is therefore rebuilt only once the rows seen
-have grown by ``REBUILD_GROWTH`` since the last build, not after every request, and
-outside the lock that ``observe`` (on the event loop) takes: a rebuild works on a copy
-of the rows and swaps its result in, so nothing on the loop ever waits for one.
+A reservoir larger than the rows one SHAP explanation uses is stratified by k-means
+(``explainers.background``), which costs a tenth of a second or more; the strata are
+therefore rebuilt only once the rows seen have grown by ``REBUILD_GROWTH`` since the
+last build, not after every request, and outside the lock that ``observe`` (on the
+event loop) takes: a rebuild works on a copy of the rows and swaps its result in, so
+nothing on the loop ever waits for one.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from typing import IO, TYPE_CHECKING, Any
 import numpy as np
 
 from explainer import storage
-from explainers.background import Background, summarize
+from explainers.background import Background, build
 from explainers.maskers.numeric import LimeStatistics
 
 if TYPE_CHECKING:
@@ -220,7 +221,7 @@ def _is_number(cell: str) -> bool:
 @dataclass(frozen=True)
 class BackgroundSnapshot:
     """What one explanation integrates over: LIME's training statistics and SHAP's
-    (possibly summarised) background, with a description for the response."""
+    (possibly stratified) background, with a description for the response."""
 
     lime: LimeStatistics
     shap: Background
@@ -229,7 +230,7 @@ class BackgroundSnapshot:
 
 @dataclass(frozen=True)
 class LoadedBackground:
-    """Background rows as read, before any summary, with where they came from."""
+    """Background rows as read, with where they came from."""
 
     rows: np.ndarray  # (N, M) float64
     names: list[str] | None
@@ -245,12 +246,12 @@ class BackgroundStore:
         shap_size: int,
         reservoir_size: int,
         seed: int,
-        summarize: Callable[[np.ndarray, int, int], Background] = summarize,
+        build: Callable[[np.ndarray, int, int], Background] = build,
     ) -> None:
         self._source = source
         self._shap_size = shap_size
         self._seed = seed
-        self._summarize = summarize
+        self._build_shap = build
         self._lock = threading.Lock()  # the reservoir and the current snapshot
         self._building = threading.Lock()  # one rebuild at a time; never taken on the loop
         self._reservoir = Reservoir(reservoir_size, np.random.default_rng([seed, 7]))
@@ -307,10 +308,11 @@ class BackgroundStore:
         return small or self._reservoir.seen >= REBUILD_GROWTH * self._seen_at_build
 
     def _build(self, rows: np.ndarray) -> BackgroundSnapshot:
-        shap = self._summarize(rows, self._shap_size, self._seed)
+        shap = self._build_shap(rows, self._shap_size, self._seed)
         description = {
             "source": self._source,
             "rows": int(rows.shape[0]),
-            "summary_rows": int(shap.rows.shape[0]),
+            "rows_per_explanation": shap.drawn_rows,
+            "sampled": not shap.whole,
         }
         return BackgroundSnapshot(LimeStatistics.from_training(rows), shap, description)

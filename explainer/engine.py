@@ -66,14 +66,22 @@ class _Job:
     budgets: tuple[tuple[Budget, int], ...]  # (explainer, samples), in response order
     seed: int
     tolerance: float | None = None
+    # Explainers sampling at their default that settle: the most samples they may reach.
+    settling: dict[str, int] = field(default_factory=dict)
+
+    def grows(self, name: str) -> bool:
+        return self.tolerance is not None or name in self.settling
+
+    def cap(self, budget: Budget) -> int:
+        return self.settling.get(budget.name, budget.cap)
 
 
 class _Run:
     """One explanation in progress: its plan, the scores so far, its fitted saliencies."""
 
-    def __init__(self, budget: Budget, plan: Plan) -> None:
+    def __init__(self, budget: Budget, plan: Plan, cap: int) -> None:
         self.explainer = budget.explainer
-        self.cap = budget.cap
+        self.cap = cap
         self.plan = plan
         self.pending = plan.rows
         self.scores = np.zeros((0, 0))
@@ -95,7 +103,7 @@ class _Run:
     def fit(self) -> None:
         self.saliencies = self.explainer.fit(self.plan, self.scores, self.prepared)
 
-    def extend(self, tolerance: float) -> bool:
+    def extend(self, tolerance: float | None) -> bool:
         assert self.saliencies is not None
         grown = self.explainer.extend(self.plan, self.saliencies, tolerance, self.cap)
         if grown is None:
@@ -162,10 +170,12 @@ class Engine:
 
     async def explain(self, request: RowsRequest) -> Explained:
         rows, names = self._checked_rows(request)
-        job = self._job(request.parameters, rows.shape[1])
+        self._check_budgets(request.parameters)
         self.store.observe(rows)
         timings = dict.fromkeys(("plan", "predictor", "fit"), 0.0)
         snapshot = await self._run(self.store.snapshot)
+        masker = self._masker(rows[0], snapshot)
+        job = self._job(request.parameters, masker)
         fitted: list[dict[str, Saliencies]] = []
         width = 0
         # Rows are explained in groups whose perturbations fill the predictor calls in
@@ -178,7 +188,6 @@ class Engine:
         # LIME plans while SHAP's first calls are scored and prepares its fit while its
         # own are. Each explainer fits as soon as its rows are scored, and grows towards
         # a tolerance alone.
-        masker = self._masker(rows[0], snapshot)
         sizes = {b.name: b.explainer.rows_planned(masker, n) for b, n in job.budgets}
         order = sorted(job.budgets, key=lambda item: -sizes[item[0].name])
         per_row = max(sum(sizes.values()), 1)
@@ -213,7 +222,7 @@ class Engine:
                     partial(self._plan_rows, budget, samples, group, snapshot, job.seed)
                 )
                 timings["plan"] += time.perf_counter() - start
-                runs[budget.name] = [_Run(budget, plan) for plan in plans]
+                runs[budget.name] = [_Run(budget, plan, job.cap(budget)) for plan in plans]
                 scoring.add(_pending(runs[budget.name]))
             scoring.finish()
             await asyncio.gather(
@@ -268,15 +277,15 @@ class Engine:
         """One explainer's planned explanations of a group: scored (``scoring``),
         fitted, then grown towards the tolerance."""
         await self._score(runs, timings, scoring)
-        for _ in range(MAX_ROUNDS if job.tolerance is not None else 0):
+        for _ in range(MAX_ROUNDS if runs and job.grows(runs[0].explainer.name) else 0):
             growing = await self._run(partial(self._grow, runs, job))
             if not growing:
                 break
             await self._score(growing, timings)
 
     def _grow(self, runs: list[_Run], job: _Job) -> list[_Run]:
-        """Extend the runs whose widest interval is over the tolerance, within the caps."""
-        assert job.tolerance is not None
+        """Extend the runs whose widest interval is over the tolerance (or that are not
+        settled), within the caps."""
         return [run for run in runs if run.extend(job.tolerance)]
 
     def _groups(self, rows: np.ndarray, per_row: int) -> list[np.ndarray]:
@@ -322,27 +331,40 @@ class Engine:
         order = [request.names.index(name) for name in known]
         return np.ascontiguousarray(rows[:, order]), known
 
-    def _job(self, params: ExplainParameters, m: int) -> _Job:
+    def _chosen(self, params: ExplainParameters) -> list[Budget]:
         kind = params.explainer or self.settings.explainer_type
-        chosen = [b for b in self.budgets if kind in ("ALL", b.name)]
-        seed = self.settings.seed if params.seed is None else params.seed
-        budgets = []
-        for budget in chosen:
+        return [b for b in self.budgets if kind in ("ALL", b.name)]
+
+    def _check_budgets(self, params: ExplainParameters) -> None:
+        for budget in self._chosen(params):
             asked = getattr(params, budget.parameter)
             if asked is not None and asked > budget.cap:
                 raise PayloadTooLarge(
                     f"parameters.{budget.parameter}={asked} is over the limit {budget.cap} "
                     f"({budget.cap_setting}); ask for fewer"
                 )
+
+    def _job(self, params: ExplainParameters, masker: Masker) -> _Job:
+        seed = self.settings.seed if params.seed is None else params.seed
+        m = masker.segments
+        budgets, settling = [], {}
+        for budget in self._chosen(params):
+            asked = getattr(params, budget.parameter)
             # Defaults (configured or the explainer's own) are clipped to the caps, never
             # refused.
-            default = budget.samples or budget.explainer.default_samples(m)
+            default = budget.samples or budget.explainer.default_samples(masker)
             samples = asked or min(default, budget.cap)
             if params.tolerance is not None:
                 # Sample in rounds from a pilot; the caps bound the total.
                 samples = budget.explainer.pilot_samples(samples, m)
+            elif asked is None and budget.samples is None:
+                # At its own default an explainer may stop before its default budget.
+                first = budget.explainer.settling_samples(samples, m)
+                if first < samples:
+                    settling[budget.name] = samples
+                    samples = first
             budgets.append((budget, samples))
-        return _Job(tuple(budgets), seed, params.tolerance)
+        return _Job(tuple(budgets), seed, params.tolerance, settling)
 
     def _plan_rows(
         self,

@@ -87,11 +87,14 @@ class Settings(BaseSettings):
         validation_alias=_env("workers", "WORKERS"),
         description="Accepted from KServe; the explainer serves from one event loop.",
     )
-    lime_samples: int = Field(
-        5000,
+    lime_samples: int | None = Field(
+        None,
         ge=10,
         validation_alias=_env("lime_samples", "LIME_SAMPLES"),
-        description="Perturbed rows per LIME explanation.",
+        description=(
+            "Perturbed rows per LIME explanation; by default 1000, and more, up to 5000, "
+            "until the top 5 features are settled."
+        ),
     )
     lime_max_samples: int = Field(
         50_000,
@@ -103,7 +106,10 @@ class Settings(BaseSettings):
         None,
         ge=4,
         validation_alias=_env("shap_samples", "SHAP_SAMPLES"),
-        description="Coalitions per SHAP explanation; default 2·M + 2048 (shap's auto).",
+        description=(
+            "Coalitions per background row of a SHAP explanation; by default 20,000 rows "
+            "spread over the background rows, at least 4·M + 16 each."
+        ),
     )
     shap_max_samples: int = Field(
         20_000,
@@ -149,10 +155,13 @@ class Settings(BaseSettings):
         description="Default random seed; a request may override it.",
     )
     shap_background_size: int = Field(
-        50,
-        ge=1,
+        300,
+        ge=2,
         validation_alias=_env("shap_background_size", "SHAP_BACKGROUND_SIZE"),
-        description="Background rows SHAP integrates over; larger data is k-means summarised.",
+        description=(
+            "Most background rows one SHAP explanation uses: a larger background is "
+            "stratified and each explanation draws this many rows from it."
+        ),
     )
     predictor_output: str | None = Field(
         None,

@@ -6,11 +6,16 @@ sizes from the edges inward (s with M−s) while the budget covers them at their
 share, and sample the remaining sizes in proportion to their mass, each sampled
 coalition paired with its complement. Every coalition of an enumerated size gets its
 exact kernel weight; sampled coalitions share the remaining mass equally.
+
+A design serves ``references`` reference inputs (background rows): the enumerated
+coalitions are the same for all of them, the sampled pairs are drawn independently for
+each, so that the coalition errors of different references are independent and average
+out (``kernel_shap``).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from math import comb
 
 import numpy as np
@@ -23,16 +28,23 @@ _MIN_PAIRS = 2
 
 @dataclass(frozen=True)
 class CoalitionDesign:
-    masks: np.ndarray  # (C, M) bool: enumerated coalitions first, then sampled pairs
+    # (R, C, M) bool, R = 1 (one design for every reference) or one per reference:
+    # enumerated coalitions first, then sampled pairs, a coalition next to its complement
+    masks: np.ndarray
     weights: np.ndarray  # (C,) regression weight, summing to 1
     units: np.ndarray  # (C,) int64: sampling unit (pair) or −1 for enumerated
-    n_units: int
+    n_units: int  # pairs per reference
     exact: bool
     sampled_sizes: tuple[int, ...] = ()  # the sizes pairs are drawn from
 
     @property
     def enumerated(self) -> int:
         return int((self.units < 0).sum())
+
+    @property
+    def coalitions(self) -> int:
+        """Coalitions per reference."""
+        return int(self.masks.shape[1])
 
 
 def size_mass(m: int) -> np.ndarray:
@@ -44,10 +56,11 @@ def size_mass(m: int) -> np.ndarray:
     return mass / mass.sum()
 
 
-def design(m: int, budget: int, rng: np.random.Generator) -> CoalitionDesign:
-    """Coalitions for ``m`` features within ``budget`` coalitions (shap's ``nsamples``)."""
+def design(m: int, budget: int, rng: np.random.Generator, references: int = 1) -> CoalitionDesign:
+    """Coalitions for ``m`` features within ``budget`` coalitions per reference (shap's
+    ``nsamples``); when every coalition fits, one design serves all references."""
     if m < 2:
-        empty = np.zeros((0, m), dtype=bool)
+        empty = np.zeros((1, 0, m), dtype=bool)
         return CoalitionDesign(empty, np.zeros(0), np.zeros(0, np.int64), 0, exact=True)
     mass = size_mass(m)
     exhaustive = 2**m - 2 <= budget
@@ -55,7 +68,7 @@ def design(m: int, budget: int, rng: np.random.Generator) -> CoalitionDesign:
     masks = [kernels.subsets_of_size(m, s, comb(m, s)) for s in enumerated]
     weights = [np.full(comb(m, s), mass[s] / comb(m, s)) for s in enumerated]
     base = CoalitionDesign(
-        masks=np.concatenate(masks) if masks else np.zeros((0, m), dtype=bool),
+        masks=(np.concatenate(masks) if masks else np.zeros((0, m), dtype=bool))[None],
         weights=np.concatenate(weights) if weights else np.zeros(0),
         units=np.full(sum(len(w) for w in weights), -1, dtype=np.int64),
         n_units=0,
@@ -64,27 +77,31 @@ def design(m: int, budget: int, rng: np.random.Generator) -> CoalitionDesign:
     )
     if exhaustive:
         return base
-    return extend(base, (budget - len(base.masks)) // 2, rng)
+    if references > 1:
+        base = replace(base, masks=np.repeat(base.masks, references, axis=0))
+    return extend(base, (budget - base.coalitions) // 2, rng)
 
 
 def extend(design: CoalitionDesign, pairs: int, rng: np.random.Generator) -> CoalitionDesign:
-    """The design with ``pairs`` more sampled pairs. Sampled coalitions share the sampled
-    sizes' kernel mass equally, so weights are recomputed over all pairs."""
+    """The design with ``pairs`` more sampled pairs for each reference. Sampled
+    coalitions share the sampled sizes' kernel mass equally, so weights are recomputed
+    over all pairs."""
     if design.exact or pairs <= 0:
         return design
-    m = design.masks.shape[1]
+    references, _, m = design.masks.shape
     mass = size_mass(m)
     rest = np.array(design.sampled_sizes, dtype=np.int64)
-    sizes = rng.choice(rest, size=pairs, p=mass[rest] / mass[rest].sum())
-    drawn = kernels.masks_from_keys(rng.random((pairs, m)), sizes.astype(np.int64))
-    new = np.empty((2 * pairs, m), dtype=bool)
-    new[0::2] = drawn
-    new[1::2] = ~drawn
+    sizes = rng.choice(rest, size=references * pairs, p=mass[rest] / mass[rest].sum())
+    keys = rng.random((references * pairs, m))
+    drawn = kernels.masks_from_keys(keys, sizes.astype(np.int64)).reshape(references, pairs, m)
+    new = np.empty((references, 2 * pairs, m), dtype=bool)
+    new[:, 0::2] = drawn
+    new[:, 1::2] = ~drawn
     total_pairs = design.n_units + pairs
     weights = design.weights.copy()
     weights[design.units >= 0] = mass[rest].sum() / (2 * total_pairs)
     return CoalitionDesign(
-        masks=np.concatenate([design.masks, new]),
+        masks=np.concatenate([design.masks, new], axis=1),
         weights=np.concatenate([weights, np.full(2 * pairs, mass[rest].sum() / (2 * total_pairs))]),
         units=np.concatenate([design.units, np.repeat(np.arange(design.n_units, total_pairs), 2)]),
         n_units=total_pairs,

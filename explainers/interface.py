@@ -59,14 +59,38 @@ class Perturbations:
     controls: np.ndarray  # (n, C) float64
 
 
+@dataclass(frozen=True)
+class References:
+    """What one explanation's coalitions are completed with: for rows, the background
+    rows drawn for it (``explainers.background``); for a text, its fully masked form.
+
+    KernelSHAP explains the instance against each reference and averages the results
+    with ``weights``; ``strata`` and ``drawn`` say how the references were sampled from
+    the whole population the estimand averages over (``drawn`` = 1: all of a stratum),
+    so that the interval covers that sampling too (``explainers.stratified``).
+    ``controls`` (W, M), where given, are per-segment covariates of each reference whose
+    mean over the whole population is ``control_mean`` (M,): control variates."""
+
+    weights: np.ndarray  # (W,) float64 summing to 1
+    strata: np.ndarray  # (W,) int64
+    drawn: np.ndarray  # (W,) float64
+    index: np.ndarray  # (W,) int64: which references, in the masker's own terms
+    controls: np.ndarray | None = None
+    control_mean: np.ndarray | None = None
+
+    @classmethod
+    def single(cls) -> References:
+        """One reference, the whole population (a text's fully masked form)."""
+        return cls(np.ones(1), np.zeros(1, np.int64), np.ones(1), np.zeros(1, np.int64))
+
+
 class Masker(Protocol):
     """One instance of an input kind, ready to be masked.
 
-    KernelSHAP's half: a coalition (a boolean mask over the segments) becomes ``width``
-    model inputs whose scores, averaged with ``weights``, are the coalition's value —
-    for rows, the instance's values where the coalition holds the feature and a
-    background row's elsewhere, once per background row. The full coalition's value is
-    the instance's own score; the empty one's is the reference (the background).
+    KernelSHAP's half: a coalition (a boolean mask over the segments) on a reference
+    becomes one model input — for rows, the instance's values where the coalition holds
+    the feature and the reference background row's elsewhere. The full coalition's value
+    is the instance's own score; the empty one's is the reference's.
 
     LIME's half: uniforms in [0, 1), one per segment, become perturbations drawn from
     the input kind's sampling law, and ``similarity`` weighs them by their distance to
@@ -78,24 +102,25 @@ class Masker(Protocol):
 
     @property
     def width(self) -> int:
-        """Model inputs per coalition (background rows for tabular data, 1 for a text)."""
+        """References per explanation (background rows for tabular data, 1 for a text)."""
         ...
 
-    @property
-    def weights(self) -> np.ndarray:
-        """(width,) float64 summing to 1: how a coalition's inputs average into its value."""
+    def references(self, rng: np.random.Generator) -> References:
+        """The ``width`` references of one explanation."""
         ...
 
     def allocate(self, rows: int) -> np.ndarray:
         """An uninitialised array for ``rows`` model inputs."""
         ...
 
-    def fill_reference(self, out: np.ndarray) -> None:
-        """Write ``1 + width`` inputs into ``out``: the instance, then the empty coalition."""
+    def fill_reference(self, references: References, out: np.ndarray) -> None:
+        """Write ``1 + width`` inputs into ``out``: the instance, then each reference
+        (the empty coalition)."""
         ...
 
-    def fill_masked(self, masks: np.ndarray, out: np.ndarray) -> None:
-        """Write ``len(masks) · width`` inputs into ``out``, coalition-major."""
+    def fill_masked(self, references: References, masks: np.ndarray, out: np.ndarray) -> None:
+        """Write ``width · C`` inputs into ``out``, reference-major: ``masks`` (R, C, M)
+        holds C coalitions for each reference (R = width), or for all of them (R = 1)."""
         ...
 
     def perturb(self, uniforms: np.ndarray, with_instance: bool) -> Perturbations:
@@ -121,10 +146,18 @@ class Explainer(Protocol[PlanT]):
         """Whether ``prepare`` computes anything (else the engine skips it)."""
         ...
 
-    def default_samples(self, segments: int) -> int: ...
+    def default_samples(self, masker: Masker) -> int:
+        """The default budget for this masker's segments (and references)."""
+        ...
 
     def pilot_samples(self, samples: int, segments: int) -> int:
         """The first round's size when sampling towards a tolerance."""
+        ...
+
+    def settling_samples(self, samples: int, segments: int) -> int:
+        """The first round's size at the default budget ``samples``, when the explainer
+        adds rows (up to ``samples``) only until its result is settled; ``samples`` for
+        an explainer that spends its default budget whole."""
         ...
 
     def rows_planned(self, masker: Masker, samples: int) -> int:
@@ -140,10 +173,11 @@ class Explainer(Protocol[PlanT]):
     def fit(self, plan: PlanT, scores: np.ndarray, prepared: Any = None) -> Saliencies: ...
 
     def extend(
-        self, plan: PlanT, fitted: Saliencies, tolerance: float, max_samples: int
+        self, plan: PlanT, fitted: Saliencies, tolerance: float | None, max_samples: int
     ) -> tuple[PlanT, np.ndarray] | None:
-        """``plan`` grown towards ``tolerance`` (the largest 95% half-width wanted), and
-        the new rows to score after the old; None when it is met, exact or at the cap."""
+        """``plan`` grown towards ``tolerance`` (the largest 95% half-width wanted) — or,
+        with None, until settled (``settling_samples``) — and the new rows to score after
+        the old; None when it is met, exact or at ``max_samples``."""
         ...
 
 

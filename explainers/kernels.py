@@ -285,49 +285,21 @@ def subsets_of_size(m: int, s: int, count: int) -> np.ndarray:
 
 
 @numba.njit(cache=True, nogil=True)
-def masked_rows(instance: np.ndarray, background: np.ndarray, masks: np.ndarray) -> np.ndarray:
-    """KernelSHAP's rows: for every coalition and every background row, the instance's
-    values where the coalition holds the feature and the background's elsewhere.
-
-    ``instance`` (M,), ``background`` (B, M) float64, ``masks`` (C, M) bool. Returns
-    (C·B, M) float64, coalition-major: row ``c·B + b`` is coalition c on background b.
-    """
-    c_count, m = masks.shape
-    b_count = background.shape[0]
-    rows = np.empty((c_count * b_count, m))
-    fill_masked_rows(instance, background, masks, rows)
-    return rows
-
-
-@numba.njit(cache=True, nogil=True)
 def fill_masked_rows(
-    instance: np.ndarray, background: np.ndarray, masks: np.ndarray, rows: np.ndarray
+    instance: np.ndarray, references: np.ndarray, masks: np.ndarray, rows: np.ndarray
 ) -> None:
-    """``masked_rows`` written into ``rows`` (C·B, M), a slice of a larger array."""
-    c_count, m = masks.shape
-    b_count = background.shape[0]
-    for c in range(c_count):
-        for b in range(b_count):
-            r = c * b_count + b
-            for j in range(m):
-                rows[r, j] = instance[j] if masks[c, j] else background[b, j]
+    """KernelSHAP's rows: for every reference row and each of its coalitions, the
+    instance's values where the coalition holds the feature and the reference's elsewhere.
 
-
-@numba.njit(cache=True, nogil=True)
-def coalition_values(scores: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """Average each coalition's scores over the background with the background weights.
-
-    ``scores`` (C·B, K) float64, coalition-major as ``masked_rows`` builds them;
-    ``weights`` (B,) float64 summing to 1. Returns (C, K) float64.
+    ``instance`` (M,), ``references`` (W, M) float64, ``masks`` (R, C, M) bool with R = 1
+    (one design for every reference) or W. Writes (W·C, M) into ``rows``, reference-major:
+    row ``w·C + c`` is coalition c of reference w.
     """
-    b_count = weights.shape[0]
-    c_count = scores.shape[0] // b_count
-    k = scores.shape[1]
-    out = np.zeros((c_count, k))
-    for c in range(c_count):
-        for b in range(b_count):
-            w = weights[b]
-            r = c * b_count + b
-            for q in range(k):
-                out[c, q] += w * scores[r, q]
-    return out
+    w_count, m = references.shape
+    r_count, c_count, _ = masks.shape
+    for w in range(w_count):
+        r = 0 if r_count == 1 else w
+        for c in range(c_count):
+            row = w * c_count + c
+            for j in range(m):
+                rows[row, j] = instance[j] if masks[r, c, j] else references[w, j]

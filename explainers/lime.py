@@ -43,7 +43,7 @@ from typing import ClassVar
 import numpy as np
 from scipy.stats import qmc
 
-from explainers.interface import PILOT_SHARE, Masker, units_to_add
+from explainers.interface import GROWTH_MARGIN, PILOT_SHARE, Masker, units_to_add
 from explainers.regression import RidgeDesign, half_width, ridge_design, ridge_solve
 from explainers.saliencies import Saliencies
 
@@ -52,6 +52,13 @@ RIDGE_ALPHA = 1e-8
 REPLICATES = 2
 CONTROL_RATIO = 10  # control variates only with ≥ 10 samples per regression column
 DEFAULT_SAMPLES = 5000  # lime's num_samples
+# At its default LIME samples a fifth of DEFAULT_SAMPLES first and adds rows, up to
+# DEFAULT_SAMPLES, only while the TOP_K highest-scoring segments of some output are not
+# settled: while the gap between the k-th and the (k+1)-th |score| is within their
+# intervals (S-LIME: Zhou, Hooker and Wang, KDD 2021).
+SETTLING_SHARE = 0.2
+TOP_K = 5
+MIN_SETTLING_GROWTH = 1.5  # each round at least half as many rows again: few round trips
 
 
 @dataclass(frozen=True)
@@ -114,6 +121,39 @@ def extend(plan: LimePlan, replicates: int) -> tuple[LimePlan, np.ndarray]:
     return extended, drawn.rows
 
 
+def grow(current: LimePlan, samples: int) -> tuple[LimePlan, np.ndarray]:
+    """``current`` grown to ``samples`` rows by continuing each replicate's Sobol sequence,
+    and the new rows to score; scores for the grown plan are the old ones followed by
+    theirs. The grown plan is the ``samples``-row plan of the same seed, its rows in
+    another order (the old ones first), so it estimates as well as that plan would: a
+    scrambled Sobol sequence gains on random draws as it grows, and more small replicates
+    would lose that (and the control variates a larger plan affords)."""
+    old = current.rows.shape[0]
+    full = plan(current.masker, samples, current.seed, current.ridge_alpha)
+    order = _old_rows_first(current.units, full.units)
+    grown = replace(
+        full,
+        rows=full.rows[order],
+        binary=full.binary[order],
+        controls=full.controls[order],
+        weights=full.weights[order],
+        units=full.units[order],
+    )
+    return grown, grown.rows[old:]
+
+
+def _old_rows_first(old_units: np.ndarray, new_units: np.ndarray) -> np.ndarray:
+    """Positions of a grown plan's rows, the old plan's first in their order (the
+    instance, then each replicate's prefix), then the rest of each replicate."""
+    first, rest = [np.array([0])], []
+    for unit in range(int(new_units.max()) + 1):
+        positions = np.flatnonzero(new_units == unit)
+        had = int((old_units == unit).sum())
+        first.append(positions[:had])
+        rest.append(positions[had:])
+    return np.concatenate(first + rest)
+
+
 def _uniforms(m: int, sizes: list[int], first: int, seed: int) -> np.ndarray:
     """Uniforms (Σ sizes, m) for replicates ``first``, ``first + 1``, ... — each an
     independently scrambled Sobol sequence seeded by (seed, its number), so a plan grows
@@ -169,11 +209,16 @@ class Lime:
     prepares: ClassVar[bool] = True
     ridge_alpha: float = RIDGE_ALPHA
 
-    def default_samples(self, segments: int) -> int:
+    def default_samples(self, masker: Masker) -> int:
         return DEFAULT_SAMPLES
 
     def pilot_samples(self, samples: int, segments: int) -> int:
         return max(1 + 64 * REPLICATES, int(samples * PILOT_SHARE))
+
+    def settling_samples(self, samples: int, segments: int) -> int:
+        if segments <= TOP_K:  # every segment is in the top k: nothing to settle
+            return samples
+        return min(samples, max(1 + 64 * REPLICATES, int(samples * SETTLING_SHARE)))
 
     def rows_planned(self, masker: Masker, samples: int) -> int:
         return samples
@@ -190,9 +235,32 @@ class Lime:
         return fit(plan, scores, prepared)
 
     def extend(
-        self, plan: LimePlan, fitted: Saliencies, tolerance: float, max_samples: int
+        self, plan: LimePlan, fitted: Saliencies, tolerance: float | None, max_samples: int
     ) -> tuple[LimePlan, np.ndarray] | None:
         size = int((plan.units == 0).sum())
         room = (max_samples - plan.rows.shape[0]) // max(size, 1)
+        if tolerance is None:
+            growth = growth_to_settle(fitted)
+            current = plan.rows.shape[0]
+            total = min(max_samples, int(np.ceil(current * max(growth, MIN_SETTLING_GROWTH))))
+            return grow(plan, total) if growth > 1.0 and total > current else None
         add = min(units_to_add(fitted, tolerance, plan.n_units), room)
         return extend(plan, add) if add > 0 else None
+
+
+def growth_to_settle(fitted: Saliencies, k: int = TOP_K) -> float:
+    """By how much the rows should grow before every output's top ``k`` segments (by
+    |score|) are settled — the gap between the k-th and the (k+1)-th |score| outside
+    their combined 95% half-width — as variance falls like 1/rows; 1 when they are."""
+    if fitted.scores.shape[1] <= k:
+        return 1.0
+    magnitude = np.abs(fitted.scores)
+    order = np.argsort(-magnitude, axis=1, kind="stable")
+    rows = np.arange(order.shape[0])
+    inner, outer = order[:, k - 1], order[:, k]
+    gap = magnitude[rows, inner] - magnitude[rows, outer]
+    needed = np.hypot(fitted.confidence[rows, inner], fitted.confidence[rows, outer])
+    if (gap > needed).all():
+        return 1.0
+    ratio = float(np.max(needed / np.maximum(gap, 1e-12 * (1.0 + needed))))
+    return GROWTH_MARGIN * ratio**2

@@ -20,7 +20,7 @@ import numpy as np
 
 from bench.accuracy import truth
 from explainers import kernel_shap, lime
-from explainers.background import summarize
+from explainers.background import build
 from explainers.maskers.numeric import LimeStatistics, NumericRows
 
 SHAP_LADDER = (400, 500, 700, 1000, 1400, 1700)
@@ -39,7 +39,7 @@ def shap_budget(proba: Proba, background: np.ndarray, instances: np.ndarray) -> 
     m = background.shape[1]
     default = kernel_shap.default_budget(m)
     ladder = sorted({*SHAP_LADDER, default})
-    summary = summarize(background, background.shape[0])
+    summary = build(background, background.shape[0])
     positive = lambda rows: proba(rows)[:, 1:]  # noqa: E731
     ours: dict[int, list[float]] = {b: [] for b in ladder}
     theirs: list[float] = []

@@ -18,7 +18,7 @@ from explainer.predictor import ClientPolicy, PredictorClient, Transport
 from explainer.predictor.grpc import GrpcV2
 from explainer.predictor.rest import V2Rest
 from explainers import kernel_shap, lime
-from explainers.background import summarize
+from explainers.background import build
 from explainers.maskers.numeric import LimeStatistics, NumericRows
 
 
@@ -31,7 +31,7 @@ def explanation_rows(
         stats = LimeStatistics.from_training(background)
         parts.append(lime.plan(NumericRows(x, statistics=stats), lime_samples, 0).rows)
     if kind in ("SHAP", "ALL"):
-        summary = summarize(background, background.shape[0])
+        summary = build(background, background.shape[0])
         parts.append(kernel_shap.plan(NumericRows(x, summary), shap_samples, 0).rows)
     return np.concatenate(parts)
 
@@ -123,9 +123,7 @@ def predictor_client(
     transport: Transport = (
         GrpcV2(address, model) if protocol == "grpc-v2" else V2Rest(session, address, model)
     )
-    return PredictorClient(
-        transport, ClientPolicy(datatype=datatype, datatype_from_metadata=False)
-    )
+    return PredictorClient(transport, ClientPolicy(datatype=datatype, datatype_from_metadata=False))
 
 
 class Alone:

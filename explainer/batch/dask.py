@@ -61,9 +61,7 @@ class EngineOnWorker(WorkerPlugin):
         return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()
 
 
-def run_on_dask(
-    config: runner.BatchConfig, job: BatchJob, address: str
-) -> runner.BatchSummary:
+def run_on_dask(config: runner.BatchConfig, job: BatchJob, address: str) -> runner.BatchSummary:
     done = runner.finished_rows(config.journal)
     total = count_rows(config.input) or 0
     partitions = [

@@ -30,7 +30,6 @@ from explainer.payloads import ExplainParameters, RowsRequest, explanation_body
 log = logging.getLogger(__name__)
 
 
-
 @dataclass(frozen=True)
 class BatchConfig:
     input: Path

@@ -20,6 +20,7 @@ from explainer.memory import keep_freed_memory
 
 __all__ = ["StartupError", "main"]
 
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="explainer", description="LIME/SHAP explainer for KServe")
     parser.add_argument("--version", action="version", version=f"explainer-sidecar {__version__}")

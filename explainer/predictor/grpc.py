@@ -135,9 +135,7 @@ class GrpcV2(Transport):
         if status == "StatusCode.UNAVAILABLE":
             return unavailable(self.base_url, detail, 1 + self.retries)
         if status == "StatusCode.DEADLINE_EXCEEDED":
-            return PredictorTimeout(
-                f"predictor did not answer within {self.timeout:g} s (gRPC)"
-            )
+            return PredictorTimeout(f"predictor did not answer within {self.timeout:g} s (gRPC)")
         upstream = _UPSTREAM.get(status)
         about = f" for model '{self.model_name}'" if upstream == 404 else ""
         return PredictorFailed(

@@ -1,8 +1,11 @@
 """Numeric rows: the masker for ``(M,)`` float64 instances, one segment per feature.
 
-KernelSHAP's coalition on a background row takes the instance's value where the
-coalition holds the feature and the background row's elsewhere (interventional
-Shapley values over a weighted background, ``explainers.background``).
+KernelSHAP's references are background rows (all of them, or a stratified sample:
+``explainers.background``); a coalition on a background row takes the instance's value
+where the coalition holds the feature and the row's elsewhere (interventional Shapley
+values). Each feature's control variate is the instance's difference from the row,
+whose mean over the whole background is known: the scores of a linear model are
+exactly proportional to it.
 
 LIME's perturbations follow the lime package's tabular scheme: every feature is
 discretised into the quartile bins of the training (background) data; a perturbed
@@ -22,8 +25,8 @@ from functools import cached_property
 import numpy as np
 
 from explainers import kernels
-from explainers.background import Background
-from explainers.interface import Perturbations
+from explainers.background import Background, draw
+from explainers.interface import Perturbations, References
 
 MAX_BINS = 4
 
@@ -117,21 +120,30 @@ class NumericRows:
 
     @property
     def width(self) -> int:
-        return int(self.background.rows.shape[0])
+        return self.background.drawn_rows
 
-    @property
-    def weights(self) -> np.ndarray:
-        return self.background.weights
+    def references(self, rng: np.random.Generator) -> References:
+        background = self.background
+        drawn = draw(background, rng)
+        return References(
+            weights=drawn.weights,
+            strata=drawn.strata,
+            drawn=drawn.drawn,
+            index=drawn.index,
+            controls=self.instance - background.rows[drawn.index],
+            control_mean=self.instance - background.mean,
+        )
 
     def allocate(self, rows: int) -> np.ndarray:
         return np.empty((rows, self.segments))
 
-    def fill_reference(self, out: np.ndarray) -> None:
+    def fill_reference(self, references: References, out: np.ndarray) -> None:
         out[0] = self.instance
-        out[1 : 1 + self.width] = self.background.rows
+        out[1 : 1 + len(references.index)] = self.background.rows[references.index]
 
-    def fill_masked(self, masks: np.ndarray, out: np.ndarray) -> None:
-        kernels.fill_masked_rows(self.instance, self.background.rows, masks, out)
+    def fill_masked(self, references: References, masks: np.ndarray, out: np.ndarray) -> None:
+        rows = np.ascontiguousarray(self.background.rows[references.index])
+        kernels.fill_masked_rows(self.instance, rows, np.ascontiguousarray(masks), out)
 
     # ---- LIME ----------------------------------------------------------------------------
 

@@ -13,14 +13,14 @@ import orjson
 
 from explainer.background_data import BackgroundStore
 from explainer.server.app import RUNTIME
-from explainers.background import Background, summarize
+from explainers.background import Background, build
 from tests.conftest import ExplainerFactory, Predictor
 
 HANG_GUARD_SECONDS = 120  # only ever reached when the code under test deadlocks
 
 
-class GatedSummary:
-    """The real k-means summary, started and then held until ``gate`` is set."""
+class GatedBuild:
+    """The real stratified background, started and then held until ``gate`` is set."""
 
     def __init__(self) -> None:
         self.started = threading.Event()
@@ -29,13 +29,13 @@ class GatedSummary:
     def __call__(self, data: np.ndarray, size: int, seed: int) -> Background:
         self.started.set()
         self.gate.wait(HANG_GUARD_SECONDS)
-        return summarize(data, size, seed)
+        return build(data, size, seed)
 
 
 def test_observe_does_not_wait_for_a_rebuild_in_progress() -> None:
-    gated = GatedSummary()
+    gated = GatedBuild()
     store = BackgroundStore(
-        None, source="reservoir", shap_size=5, reservoir_size=100, seed=0, summarize=gated
+        None, source="reservoir", shap_size=5, reservoir_size=100, seed=0, build=gated
     )
     rng = np.random.default_rng(0)
     store.observe(rng.normal(size=(20, 3)))
@@ -58,8 +58,8 @@ async def test_probes_and_requests_are_answered_while_a_rebuild_runs(
     credit = mlserver.models["credit"]
     client = await explainer("credit", explainer_type="SHAP", shap_background_size=5)
     store = client.server.app[RUNTIME].engine.store
-    gated = GatedSummary()
-    store._summarize = gated  # the real summary, behind a gate
+    gated = GatedBuild()
+    store._build_shap = gated  # the real stratification, behind a gate
     loop = asyncio.get_running_loop()
 
     def explain(row: int) -> asyncio.Task[object]:

@@ -83,7 +83,8 @@ async def test_grpc_calls_are_split_to_fit_the_message_limit(
     before = predictor.calls
     rows = [forest.test[2].tolist()]
     over_grpc = await explain(grpc, "forest20", rows)
-    sent = 1 + 50 + (2 * 20 + 2048) * 50
+    width = over_grpc["SHAP"]["background"]["rows_per_explanation"]
+    sent = 1 + width + over_grpc["SHAP"]["samples"] * width
     per_call = (1024 * 1024 - 64 * 1024) // (20 * 8)
     assert predictor.calls - before == -(-sent // per_call)
     assert_same_explanation(over_grpc, await explain(rest, "forest20", rows))

@@ -231,7 +231,8 @@ async def test_without_background_the_reservoir_of_inputs_is_used(
             assert explanation[kind]["background"] == {
                 "source": "reservoir of inputs seen",
                 "rows": 4,
-                "summary_rows": 4,
+                "rows_per_explanation": 4,
+                "sampled": False,
             }
     status, body = await post(
         client, "/v1/models/forest20:explain", {"instances": [forest.test[9].tolist()]}

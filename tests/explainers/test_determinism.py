@@ -10,11 +10,11 @@ SCRIPT = """
 import hashlib, numpy as np
 from tests.models import forest20
 from explainers import kernel_shap, lime
-from explainers.background import summarize
+from explainers.background import build
 from explainers.maskers.numeric import LimeStatistics, NumericRows
 model = forest20()
 x = model.test[0]
-background = summarize(model.train, 20, seed=0)
+background = build(model.train, 20, seed=0)
 shap_plan = kernel_shap.plan(NumericRows(x, background), samples=500, seed=5)
 shap = kernel_shap.fit(shap_plan, model.model.predict_proba(shap_plan.rows))
 statistics = LimeStatistics.from_training(model.train)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from explainers import coalitions, kernel_shap
-from explainers.background import Background, summarize
+from explainers.background import Background, build
 from explainers.maskers.numeric import NumericRows
 from explainers.regression import constrained_least_squares
 from tests.models import brute_force_shapley
@@ -28,7 +28,8 @@ def explain(f, x, background, samples=None, seed=0):  # type: ignore[no-untyped-
 
 
 def equal_weights(rows: np.ndarray) -> Background:
-    return Background(rows, np.full(len(rows), 1 / len(rows)), len(rows))
+    """Every row used as it is, weighted equally."""
+    return build(rows, len(rows))
 
 
 @pytest.mark.parametrize("m", [2, 3, 6, 9])
@@ -68,7 +69,7 @@ def test_sampled_regime_linear_model_is_exact_and_adds_up() -> None:
 
 def test_sampled_regime_scores_add_up_exactly() -> None:
     rng = np.random.default_rng(1)
-    background = summarize(rng.normal(size=(200, 14)), 10)
+    background = equal_weights(rng.normal(size=(30, 14)))
     x = rng.normal(size=14)
     result = explain(nonlinear, x, background, samples=300)
     total = result.per_output["prediction"] - result.per_output["baseline"]
@@ -91,6 +92,31 @@ def test_matches_shap_kernel_explainer_where_both_are_exact() -> None:
         np.asarray(theirs).reshape(8, 2).T if np.ndim(theirs) == 3 else np.asarray(theirs)[:, 0]
     )
     np.testing.assert_allclose(ours.scores, theirs, atol=1e-9)
+
+
+@pytest.mark.parametrize("samples", [2**8, 60])
+def test_intervals_cover_shap_over_the_whole_background_when_rows_are_drawn(
+    samples: int,
+) -> None:
+    """A background larger than SHAP_BACKGROUND_SIZE: every explanation draws rows from
+    it, and its interval covers SHAP over all of them — with every coalition evaluated
+    on the rows drawn (only the background is sampled) and with coalitions sampled too."""
+    rng = np.random.default_rng(7)
+    rows = rng.normal(size=(120, 8))
+    x = rng.normal(size=8)
+    whole = brute_force_shapley(nonlinear, x, rows)
+    background = build(rows, 24)  # 12 strata, two rows drawn from each
+    covered, widths = [], []
+    for seed in range(80):
+        estimate = explain(nonlinear, x, background, samples=samples, seed=seed)
+        assert not estimate.facts["exact"] and estimate.facts["background_rows"] == 24
+        total = estimate.per_output["prediction"] - estimate.per_output["baseline"]
+        np.testing.assert_allclose(estimate.scores.sum(axis=1), total, atol=1e-12)
+        covered.append(np.abs(estimate.scores - whole) <= estimate.confidence)
+        widths.append(estimate.confidence)
+    coverage = float(np.mean(covered))
+    assert 0.9 <= coverage <= 0.99, coverage
+    assert np.median(widths) > 1e-3  # the rows left out are not ignored
 
 
 def test_confidence_intervals_cover_the_exact_values() -> None:
@@ -124,13 +150,14 @@ def test_same_seed_same_plan_other_seed_other_coalitions() -> None:
 @pytest.mark.parametrize(("m", "budget"), [(5, 30), (5, 29), (10, 300), (20, 2088), (50, 2148)])
 def test_coalition_design(m: int, budget: int) -> None:
     design = coalitions.design(m, budget, np.random.default_rng(0))
-    assert len(design.masks) <= budget
+    masks = design.masks[0]
+    assert len(masks) <= budget
     assert design.weights.sum() == pytest.approx(1.0)
-    sizes = design.masks.sum(axis=1)
+    sizes = masks.sum(axis=1)
     assert ((sizes > 0) & (sizes < m)).all()
     assert design.exact == (2**m - 2 <= budget)
     sampled = design.units >= 0
-    pairs = design.masks[sampled].reshape(-1, 2, m)
+    pairs = masks[sampled].reshape(-1, 2, m)
     np.testing.assert_array_equal(pairs[:, 0], ~pairs[:, 1])  # each with its complement
     for s in set(sizes[~sampled].tolist()):  # enumerated sizes are complete
         assert (sizes[~sampled] == s).sum() == comb(m, s)
@@ -142,13 +169,15 @@ def test_constrained_solve_matches_the_kkt_system() -> None:
     weights = rng.random(60)
     values = rng.normal(size=(60, 2))
     total = np.array([1.0, -2.0])
-    fit = constrained_least_squares(masks, weights, values, total, np.full(60, -1), 0)
+    fit = constrained_least_squares(
+        masks[None], weights, values[None], total[None], np.full(60, -1), 0
+    )
     z = masks.astype(float)
     a = z.T @ (z * weights[:, None])
     kkt = np.block([[2 * a, np.ones((6, 1))], [np.ones((1, 6)), np.zeros((1, 1))]])
     for k in range(2):
         rhs = np.concatenate([2 * z.T @ (weights * values[:, k]), [total[k]]])
-        np.testing.assert_allclose(fit.scores[k], np.linalg.solve(kkt, rhs)[:6], atol=1e-10)
+        np.testing.assert_allclose(fit.scores[0, k], np.linalg.solve(kkt, rhs)[:6], atol=1e-10)
 
 
 @pytest.mark.parametrize(("model", "m"), [("boosting", 6), ("forest", 10)])
@@ -161,7 +190,7 @@ def test_matches_shap_exact_explainer_up_to_ten_features(model: str, m: int) -> 
     masker = shap.maskers.Independent(case.background, max_samples=len(case.background))
     reference = shap.ExactExplainer(lambda rows: case.predict(rows)[:, 0], masker)
     for x in case.instances:
-        ours = explain(case.predict, x, background)
+        ours = explain(case.predict, x, background, samples=2**m)
         assert ours.facts["exact"]
         theirs = reference(x[None, :]).values[0]
         np.testing.assert_allclose(ours.scores[0], theirs, atol=1e-9)
@@ -174,7 +203,7 @@ def test_rows_planned_is_what_plan_builds_at_most_and_exactly_for_an_even_budget
     m: int, budget: int
 ) -> None:
     rng = np.random.default_rng(m)
-    background = summarize(rng.random((7, m)), 100)
+    background = build(rng.random((7, m)), 100)
     rows = kernel_shap.plan(NumericRows(rng.random(m), background), budget).rows
     bound = kernel_shap.rows_planned(m, budget, 7)
     assert rows.shape[0] <= bound

@@ -196,17 +196,12 @@ def test_subsets_of_size_enumerate_itertools_combinations(m: int, s: int) -> Non
     np.testing.assert_array_equal(kernels.subsets_of_size(m, s, len(combos)), expected)
 
 
-def test_masked_rows_match_numpy() -> None:
+@pytest.mark.parametrize("shared", [True, False])
+def test_masked_rows_match_numpy(shared: bool) -> None:
     rng = np.random.default_rng(6)
-    instance, background = rng.normal(size=6), rng.normal(size=(4, 6))
-    masks = rng.random((10, 6)) < 0.5
-    rows = kernels.masked_rows(instance, background, masks)
-    expected = np.where(masks[:, None, :], instance[None, None, :], background[None, :, :])
+    instance, references = rng.normal(size=6), rng.normal(size=(4, 6))
+    masks = rng.random((1 if shared else 4, 10, 6)) < 0.5
+    rows = np.empty((40, 6))
+    kernels.fill_masked_rows(instance, references, masks, rows)
+    expected = np.where(masks, instance[None, None, :], references[:, None, :])
     np.testing.assert_array_equal(rows, expected.reshape(-1, 6))
-
-
-def test_coalition_values_match_numpy() -> None:
-    rng = np.random.default_rng(8)
-    scores, weights = rng.normal(size=(7 * 5, 3)), rng.dirichlet(np.ones(5))
-    expected = np.einsum("cbk,b->ck", scores.reshape(7, 5, 3), weights)
-    np.testing.assert_allclose(kernels.coalition_values(scores, weights), expected, rtol=1e-13)
