@@ -10,6 +10,7 @@ import orjson
 import pytest
 
 from explainer.demo import FEATURES
+from explainers.kernel_shap import default_budget
 from tests.conftest import ExplainerFactory, Predictor
 from tests.models import brute_force_shapley
 
@@ -96,7 +97,8 @@ async def test_shap_scores_add_up_for_every_output(
                 shap["prediction"][output] - shap["baseline"][output], abs=1e-9
             )
             assert any(item["confidence"] > 0 for item in items)  # sampled: not exact
-        assert shap["samples"] == 2 * 20 + 2048
+        width = shap["background"]["rows_per_explanation"]
+        assert shap["samples"] == default_budget(20, width)  # the default's coalitions per row
     expected = forest.model.predict_proba(forest.test[:2])
     for explanation, probabilities in zip(body["explanations"], expected, strict=True):
         got = [explanation["SHAP"]["prediction"][f"outputs-{k}"] for k in range(2)]
@@ -279,21 +281,25 @@ async def test_all_mode_sends_its_rows_as_one_stream_of_calls_cut_only_by_the_li
 
     forest = mlserver.models["forest20"]
     client = await explainer(
-        "forest20", background_data=str(mlserver.data / "forest20.csv"), predictor_max_batch=40_000
+        "forest20",
+        background_data=str(mlserver.data / "forest20.csv"),
+        predictor_max_batch=10_000,
+        lime_samples=5000,  # a fixed budget: LIME does not add rows to settle its ranking
     )
     predictor = client.server.app[RUNTIME].predictor
     calls_before, rows_before = predictor.calls, predictor.rows_sent
-    status, _ = await post(
+    status, body = await post(
         client, "/v1/models/forest20:explain", {"instances": [forest.test[0].tolist()]}
     )
     assert status == 200
     rows = predictor.rows_sent - rows_before
-    shap_rows = 1 + 50 + (2 * 20 + 2048) * 50
-    assert rows == 5000 + shap_rows
-    # One stream of calls cut only by the limit: SHAP's 104,451 rows fill two calls and
+    width = body["SHAP"]["background"]["rows_per_explanation"]
+    shap_rows = 1 + width + body["SHAP"]["samples"] * width
+    assert rows == 5000 + shap_rows == 25_051
+    # One stream of calls cut only by the limit: SHAP's 20,051 rows fill two calls and
     # part of a third, which LIME's 5,000 share (whatever the timing) — three calls, where
     # LIME's own would make four. Never a call per coalition.
-    assert predictor.calls - calls_before == -(-rows // 40_000) == 3
+    assert predictor.calls - calls_before == -(-rows // 10_000) == 3
 
 
 async def test_predict_passes_through_and_probes_report_ready(
