@@ -248,17 +248,24 @@ def lime_kernel_weights(binary: np.ndarray, width: float) -> np.ndarray:
 
 @numba.njit(cache=True, nogil=True)
 def masks_from_keys(keys: np.ndarray, sizes: np.ndarray) -> np.ndarray:
-    """Random coalitions of given sizes: in row i, the ``sizes[i]`` features with the
-    smallest ``keys[i]`` are in the coalition.
+    """Random coalitions of given sizes: row i holds ``sizes[i]`` features drawn without
+    replacement, the r-th by ``keys[i, r]`` among those left (a partial Fisher–Yates
+    shuffle: uniform over the subsets of that size).
 
     ``keys`` (n, M) float64 uniforms, ``sizes`` (n,) int64. Returns (n, M) bool.
     """
     n, m = keys.shape
     masks = np.zeros((n, m), dtype=np.bool_)
+    order = np.empty(m, dtype=np.int64)
     for i in range(n):
-        order = np.argsort(keys[i])
+        for j in range(m):
+            order[j] = j
         for r in range(sizes[i]):
-            masks[i, order[r]] = True
+            pick = r + min(int(keys[i, r] * (m - r)), m - r - 1)
+            chosen = order[pick]
+            order[pick] = order[r]
+            order[r] = chosen
+            masks[i, chosen] = True
     return masks
 
 
@@ -303,3 +310,144 @@ def fill_masked_rows(
             row = w * c_count + c
             for j in range(m):
                 rows[row, j] = instance[j] if masks[r, c, j] else references[w, j]
+
+
+@numba.njit(cache=True, nogil=True)
+def gram_each(masks: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Σ_c w_c z_c z_cᵀ for each reference's coalitions: ``masks`` (R, C, M) bool,
+    ``weights`` (C,) → (R, M, M), summing over each coalition's members only."""
+    r_count, c_count, m = masks.shape
+    out = np.zeros((r_count, m, m))
+    members = np.empty(m, dtype=np.int64)
+    for r in range(r_count):
+        for c in range(c_count):
+            size = 0
+            for j in range(m):
+                if masks[r, c, j]:
+                    members[size] = j
+                    size += 1
+            w = weights[c]
+            for a in range(size):
+                for b in range(size):
+                    out[r, members[a], members[b]] += w
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def solve_each(
+    masks: np.ndarray,
+    weights: np.ndarray,
+    values: np.ndarray,
+    total: np.ndarray,
+    a_inv: np.ndarray,
+    enumerated: int,
+    n_units: int,
+    leverage_floor: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """KernelSHAP's constrained solve and its sandwich variance, for each reference
+    (``regression.constrained_least_squares`` says what is computed; this is how).
+
+    ``masks`` (R, C, M) bool, R = 1 or W; ``values`` (W, C, K); ``total`` (W, K);
+    ``a_inv`` (R, M, M) the inverse Gram matrices; the first ``enumerated`` coalitions
+    are deterministic, the rest ``n_units`` units of equal size, in order. Returns
+    scores and variances, each (W, K, M).
+    """
+    r_count, c_count, m = masks.shape
+    w_count, _, k_count = values.shape
+    scores = np.zeros((w_count, k_count, m))
+    variance = np.zeros((w_count, k_count, m))
+    per_unit = (c_count - enumerated) // n_units if n_units > 0 else 0
+    b = np.empty((m, k_count))
+    a_inv_b = np.empty((m, k_count))
+    a_inv_1 = np.empty(m)
+    q = np.empty((m, m))
+    phi = np.empty((m, k_count))
+    resid = np.empty((max(per_unit, 1), k_count))
+    proj = np.empty((max(per_unit, 1), m))
+    s_unit = np.empty((k_count, m))
+    mean = np.empty((k_count, m))
+    m2 = np.empty((k_count, m))
+    # Each coalition's members, listed once per design (R = 1: once for all references).
+    members = np.empty((r_count, c_count, m), dtype=np.int64)
+    sizes = np.zeros((r_count, c_count), dtype=np.int64)
+    for r in range(r_count):
+        for c in range(c_count):
+            for j in range(m):
+                if masks[r, c, j]:
+                    members[r, c, sizes[r, c]] = j
+                    sizes[r, c] += 1
+    for w in range(w_count):
+        r = 0 if r_count == 1 else w
+        denom = 0.0
+        for i in range(m):
+            acc = 0.0
+            for j in range(m):
+                acc += a_inv[r, i, j]
+            a_inv_1[i] = acc
+            denom += acc
+        b[:, :] = 0.0
+        for c in range(c_count):
+            wc = weights[c]
+            for a in range(sizes[r, c]):
+                j = members[r, c, a]
+                for k in range(k_count):
+                    b[j, k] += wc * values[w, c, k]
+        for i in range(m):
+            for k in range(k_count):
+                acc = 0.0
+                for j in range(m):
+                    acc += a_inv[r, i, j] * b[j, k]
+                a_inv_b[i, k] = acc
+        for k in range(k_count):
+            acc = 0.0
+            for i in range(m):
+                acc += a_inv_b[i, k]
+            excess = (acc - total[w, k]) / denom
+            for i in range(m):
+                phi[i, k] = a_inv_b[i, k] - a_inv_1[i] * excess
+                scores[w, k, i] = phi[i, k]
+        if n_units < 2:
+            continue
+        for i in range(m):
+            for j in range(m):
+                q[i, j] = a_inv[r, i, j] - a_inv_1[i] * a_inv_1[j] / denom
+        mean[:, :] = 0.0
+        m2[:, :] = 0.0
+        for u in range(n_units):
+            h = 0.0
+            for p in range(per_unit):
+                c = enumerated + u * per_unit + p
+                wc = weights[c]
+                size = sizes[r, c]
+                for k in range(k_count):
+                    fitted = 0.0
+                    for a in range(size):
+                        fitted += phi[members[r, c, a], k]
+                    resid[p, k] = values[w, c, k] - fitted
+                for i in range(m):
+                    proj[p, i] = 0.0
+                for a in range(size):  # q is symmetric: add its rows of the members
+                    j = members[r, c, a]
+                    for i in range(m):
+                        proj[p, i] += q[j, i]
+                for i in range(m):
+                    proj[p, i] *= wc
+                for a in range(size):
+                    h += proj[p, members[r, c, a]]
+            scale = 1.0 / np.sqrt(max(1.0 - h, leverage_floor))
+            for k in range(k_count):
+                for i in range(m):
+                    acc = 0.0
+                    for p in range(per_unit):
+                        acc += resid[p, k] * proj[p, i]
+                    s_unit[k, i] = acc * scale
+            # Welford's running mean and sum of squares over the units
+            for k in range(k_count):
+                for i in range(m):
+                    delta = s_unit[k, i] - mean[k, i]
+                    mean[k, i] += delta / (u + 1)
+                    m2[k, i] += delta * (s_unit[k, i] - mean[k, i])
+        for k in range(k_count):
+            for i in range(m):
+                variance[w, k, i] = m2[k, i] * n_units / (n_units - 1)
+    return scores, variance

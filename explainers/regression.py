@@ -18,6 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.stats import t as student_t
 
+from explainers import kernels
+
 
 def unit_variance(influence: np.ndarray, units: np.ndarray, n_units: int) -> np.ndarray:
     """Sandwich variance (K, m) of Σᵢ influence[i] when rows are grouped into independent
@@ -202,36 +204,51 @@ def constrained_least_squares(
     Its derivative along the constraint is Q = A⁻¹ − A⁻¹11ᵀA⁻¹/(1ᵀA⁻¹1), so each
     coalition's influence is Q w_z z (v_z − zᵀφ); the variance is the spread of the
     units' summed influences.
+
+    Each unit's residuals are inflated by 1/√(1 − h_u), its leverage h_u: Bell and
+    McCaffrey's (2002) small-sample correction CR2. A reference has a few dozen pairs
+    for M scores, and the plain sandwich then covered 79% instead of 95%
+    (bench/accuracy/unseen.py's design cases; CR2 93%). The numba kernels
+    (``kernels.gram_each``, ``kernels.solve_each``) work over each coalition's members
+    and never form the (W, C, M) products.
     """
-    z = masks.astype(np.float64)
-    zw = z * weights[None, :, None]
-    zw_t = np.swapaxes(zw, 1, 2)  # (R, M, C)
-    a_inv = np.linalg.pinv(zw_t @ z, hermitian=True)  # (R, M, M)
-    a_inv_1 = a_inv.sum(axis=2)  # (R, M)
-    denom = a_inv_1.sum(axis=1)  # (R,)
-    a_inv_b = a_inv @ (zw_t @ values)  # (W, M, K)
-    excess = (a_inv_b.sum(axis=1) - total) / denom[:, None]  # (W, K)
-    phi = a_inv_b - a_inv_1[:, :, None] * excess[:, None, :]  # (W, M, K)
-    variance = np.zeros((values.shape[0], values.shape[2], z.shape[2]))
-    if n_units >= 2:
-        q = a_inv - a_inv_1[:, :, None] * a_inv_1[:, None, :] / denom[:, None, None]
-        sampled = units >= 0
-        resid = (values - z @ phi)[:, sampled]  # (W, S, K)
-        projected = (zw @ np.swapaxes(q, 1, 2))[:, sampled]  # (R, S, M)
-        # Each unit's residuals inflated by 1/√(1 − h_u), its leverage h_u: Bell and
-        # McCaffrey's (2002) small-sample correction CR2. A reference has a few dozen
-        # pairs for M scores, and the plain sandwich then covered 79% instead of 95%
-        # (bench/accuracy/unseen.py's design cases; CR2 93%).
-        leverage = np.einsum("rcm,rcm->rc", projected, z[:, sampled])  # (R, S)
-        per_unit = resid.shape[1] // n_units  # units are consecutive, of equal size
-        h = leverage.reshape(leverage.shape[0], n_units, per_unit).sum(axis=2)  # (R, U)
-        resid = resid.reshape(resid.shape[0], n_units, per_unit, -1)
-        projected = projected.reshape(projected.shape[0], n_units, per_unit, -1)
-        projected = projected / np.sqrt(np.maximum(1.0 - h, LEVERAGE_FLOOR))[:, :, None, None]
-        shape = (*resid.shape[:3], projected.shape[3])
-        sums = np.einsum("wuik,wuim->wukm", resid, np.broadcast_to(projected, shape))
-        variance = spread(sums, axis=1)
-    return ShapleyFit(scores=np.swapaxes(phi, 1, 2), variance=variance)
+    masks = np.ascontiguousarray(masks)
+    a_inv = _inverse(kernels.gram_each(masks, weights))
+    sampled = units >= 0
+    enumerated = int((~sampled).sum())
+    if sampled.any() and not (units[:enumerated] < 0).all():
+        raise ValueError("enumerated coalitions must come before the sampled ones")
+    scores, variance = kernels.solve_each(
+        masks,
+        np.ascontiguousarray(weights, dtype=np.float64),
+        np.ascontiguousarray(values, dtype=np.float64),
+        np.ascontiguousarray(total, dtype=np.float64),
+        a_inv,
+        enumerated,
+        n_units,
+        LEVERAGE_FLOOR,
+    )
+    return ShapleyFit(scores=scores, variance=variance)
+
+
+def _each(array: np.ndarray, count: int) -> np.ndarray:
+    """``array`` with a leading axis of ``count``: itself, or its one slice repeated (a
+    view) when it is shared by every reference."""
+    if array.shape[0] == count:
+        return array
+    return np.broadcast_to(array, (count, *array.shape[1:]))
+
+
+def _inverse(gram: np.ndarray) -> np.ndarray:
+    """Inverses of a stack of symmetric matrices; the pseudo-inverse where one is
+    singular (a design that does not span every feature)."""
+    try:
+        inverse = np.linalg.inv(gram)
+        if np.isfinite(inverse).all():
+            return inverse
+    except np.linalg.LinAlgError:
+        pass
+    return np.linalg.pinv(gram, hermitian=True)
 
 
 def half_width(variance: np.ndarray, n_units: int, dof: int | None = None) -> np.ndarray:

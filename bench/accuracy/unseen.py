@@ -68,6 +68,7 @@ CASES = (
     Case("histgbm-3class", 13, True, 300, "design", 1),
     Case("mlp", 12, False, 300, "design", 2),
     Case("forest", 12, True, 1500, "design", 7),
+    Case("histgbm-3class", 20, False, 600, "design", 9),
     Case("svm-rbf", 10, True, 200, "held-out", 3),
     Case("knn", 8, False, 500, "held-out", 4),
     Case("histgbm-3class", 11, False, 1000, "held-out", 5),

@@ -181,10 +181,64 @@ def test_masks_from_keys_match_numpy() -> None:
     sizes = rng.integers(1, 9, size=40)
     masks = kernels.masks_from_keys(keys, sizes)
     expected = np.zeros((40, 9), dtype=bool)
-    for i in range(40):
-        expected[i, np.argsort(keys[i])[: sizes[i]]] = True
+    for i in range(40):  # a partial Fisher–Yates shuffle driven by the keys
+        order = list(range(9))
+        for r in range(sizes[i]):
+            pick = r + min(int(keys[i, r] * (9 - r)), 8 - r)
+            order[r], order[pick] = order[pick], order[r]
+        expected[i, order[: sizes[i]]] = True
     np.testing.assert_array_equal(masks, expected)
     np.testing.assert_array_equal(masks.sum(axis=1), sizes)
+
+
+def test_masks_from_keys_are_uniform_over_subsets() -> None:
+    """Every 2-subset of 4 features equally often (chi-square, 6 cells, p > 0.001)."""
+    rng = np.random.default_rng(5)
+    masks = kernels.masks_from_keys(rng.random((60_000, 4)), np.full(60_000, 2))
+    codes = (masks * (1 << np.arange(4))).sum(axis=1)
+    counts = np.unique(codes, return_counts=True)[1]
+    assert len(counts) == 6
+    chi2 = (((counts - 10_000) ** 2) / 10_000).sum()
+    assert chi2 < 22.5  # the 0.999 quantile of chi-square with 5 degrees of freedom
+
+
+def _solve_with_numpy(masks, weights, values, total, enumerated, n_units):  # type: ignore[no-untyped-def]
+    """``kernels.solve_each`` written with dense NumPy products (the oracle)."""
+    z = masks.astype(np.float64)
+    zw = z * weights[None, :, None]
+    a_inv = np.linalg.inv(np.swapaxes(zw, 1, 2) @ z)
+    ones = a_inv.sum(axis=2)
+    denom = ones.sum(axis=1)
+    a_inv_b = a_inv @ (np.swapaxes(zw, 1, 2) @ values)
+    excess = (a_inv_b.sum(axis=1) - total) / denom[:, None]
+    phi = a_inv_b - ones[:, :, None] * excess[:, None, :]
+    q = a_inv - ones[:, :, None] * ones[:, None, :] / denom[:, None, None]
+    resid = (values - z @ phi)[:, enumerated:]
+    projected = (zw @ q)[:, enumerated:]
+    per = resid.shape[1] // n_units
+    h = (projected * z[:, enumerated:]).sum(axis=2).reshape(-1, n_units, per).sum(axis=2)
+    projected = projected.reshape(-1, n_units, per, z.shape[2])
+    projected = projected / np.sqrt(np.maximum(1 - h, 0.05))[:, :, None, None]
+    sums = np.einsum("wuik,wuim->wukm", resid.reshape(len(values), n_units, per, -1), projected)
+    centred = sums - sums.mean(axis=1, keepdims=True)
+    return np.swapaxes(phi, 1, 2), (centred**2).sum(axis=1) * n_units / (n_units - 1)
+
+
+def test_constrained_solve_kernels_match_numpy() -> None:
+    rng = np.random.default_rng(9)
+    masks = rng.random((6, 4 + 2 * 30, 7)) < 0.5
+    masks[:, 4::2] = ~masks[:, 5::2]  # sampled pairs after 4 deterministic coalitions
+    weights = rng.random(64)
+    values, total = rng.normal(size=(6, 64, 3)), rng.normal(size=(6, 3))
+    a_inv = np.linalg.inv(kernels.gram_each(masks, weights))
+    z = masks.astype(np.float64)
+    np.testing.assert_allclose(
+        kernels.gram_each(masks, weights), np.einsum("rcm,c,rcn->rmn", z, weights, z), rtol=1e-13
+    )
+    scores, variance = kernels.solve_each(masks, weights, values, total, a_inv, 4, 30, 0.05)
+    expected_scores, expected_variance = _solve_with_numpy(masks, weights, values, total, 4, 30)
+    np.testing.assert_allclose(scores, expected_scores, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(variance, expected_variance, rtol=1e-9, atol=1e-14)
 
 
 @pytest.mark.parametrize(("m", "s"), [(1, 0), (1, 1), (5, 2), (7, 3), (8, 8), (12, 1)])
