@@ -34,6 +34,30 @@ class Background:
         """(M,) the whole background's mean row."""
         return self.rows.mean(axis=0)
 
+    @cached_property
+    def quartiles(self) -> np.ndarray:
+        """(M, 3) each feature's quartiles over the whole background."""
+        return np.percentile(self.rows, [25, 50, 75], axis=0).T.copy()
+
+    def covariates(self, instance: np.ndarray, index: np.ndarray | None = None) -> np.ndarray:
+        """(W, M, 4) per row and feature: the instance's difference from the row, and
+        whether the row's value is in the feature's 1st, 2nd or 3rd quartile; the rows
+        ``index`` (all of them by default)."""
+        rows = self.rows if index is None else self.rows[index]
+        quartiles = self.quartiles
+        out = np.empty((rows.shape[0], rows.shape[1], 4))
+        out[:, :, 0] = instance - rows
+        below = rows[:, :, None] <= quartiles[None, :, :]  # (W, M, 3)
+        out[:, :, 1] = below[:, :, 0]
+        out[:, :, 2] = below[:, :, 1] & ~below[:, :, 0]
+        out[:, :, 3] = below[:, :, 2] & ~below[:, :, 1]
+        return out
+
+    @cached_property
+    def quartile_shares(self) -> np.ndarray:
+        """(M, 3) the whole background's share of rows in each feature's 1st–3rd quartile."""
+        return self.covariates(np.zeros(self.rows.shape[1]))[:, :, 1:].mean(axis=0)
+
     @property
     def source_rows(self) -> int:
         return int(self.rows.shape[0])

@@ -68,8 +68,8 @@ class References:
     with ``weights``; ``strata`` and ``drawn`` say how the references were sampled from
     the whole population the estimand averages over (``drawn`` = 1: all of a stratum),
     so that the interval covers that sampling too (``explainers.stratified``).
-    ``controls`` (W, M), where given, are per-segment covariates of each reference whose
-    mean over the whole population is ``control_mean`` (M,): control variates."""
+    ``controls`` (W, M, P), where given, are P covariates per segment of each reference
+    whose mean over the whole population is ``control_mean`` (M, P): control variates."""
 
     weights: np.ndarray  # (W,) float64 summing to 1
     strata: np.ndarray  # (W,) int64

@@ -58,7 +58,7 @@ DEFAULT_SAMPLES = 5000  # lime's num_samples
 # intervals (S-LIME: Zhou, Hooker and Wang, KDD 2021).
 SETTLING_SHARE = 0.2
 TOP_K = 5
-MIN_SETTLING_GROWTH = 1.5  # each round at least half as many rows again: few round trips
+MIN_SETTLING_GROWTH = 2.0  # each round at least doubles the rows: few round trips
 
 
 @dataclass(frozen=True)

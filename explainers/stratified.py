@@ -14,10 +14,12 @@ estimates within the stratum (which holds both the rows' differences and the coa
 noise) and v_w each estimate's own variance. When every row is used (f = 1) only the
 second term remains: the rows left out contribute nothing because there are none.
 
-Control variates (``References.controls``, for numeric rows the instance's difference
-from each reference, whose whole-background mean is known) take out the part of the
-rows' differences they explain — the regression estimator of survey sampling: exact for
-linear models, and what remains has a smaller spread.
+Control variates (``References.controls``: per segment, covariates of each reference
+whose whole-background mean is known — for numeric rows the instance's difference from
+the row and which quartile of the feature the row falls in) take out the part of the
+rows' differences they explain — the regression estimator of survey sampling, fitted
+per segment and output: exact for linear models, and what remains has a smaller
+spread.
 """
 
 from __future__ import annotations
@@ -47,28 +49,33 @@ def combine(
     sampled = references.drawn < 1.0
     if not sampled.any():
         return Combined(mean, within, within_dof, np.zeros_like(mean))
-    residual, adjustment = estimates, np.zeros_like(mean)
-    if references.controls is not None and references.control_mean is not None:
-        controls = references.controls
-        sample_mean = w @ controls
-        centred = controls - sample_mean
-        spread = np.maximum(w @ centred**2, np.finfo(np.float64).tiny)
-        slope = np.einsum("w,wkm,wm->km", w, estimates - mean, centred) / spread
-        adjustment = slope * (references.control_mean - sample_mean)
-        residual = estimates - slope[None] * controls[:, None, :]
     strata = references.strata[sampled]
+    count = np.bincount(strata).astype(np.float64)
+    several = count >= 2
+    free = int((count[several] - 1).sum())  # the spread's degrees of freedom
+    residual, adjustment, fitted = estimates, np.zeros_like(mean), 0
+    controls, population = references.controls, references.control_mean
+    # Control variates cost a degree of freedom each: only with several per slope.
+    if controls is not None and population is not None and free > 4 * controls.shape[2]:
+        sample_mean = np.einsum("w,wmp->mp", w, controls)
+        centred = controls - sample_mean
+        gram = np.einsum("w,wmp,wmq->mpq", w, centred, centred)  # (M, P, P)
+        cross = np.einsum("w,wmp,wkm->kmp", w, centred, estimates - mean)  # (K, M, P)
+        slope = np.einsum("mpq,kmq->kmp", np.linalg.pinv(gram, hermitian=True), cross)
+        adjustment = np.einsum("kmp,mp->km", slope, population - sample_mean)
+        residual = estimates - np.einsum("kmp,wmp->wkm", slope, controls)
+        fitted = controls.shape[2]
     rows = residual[sampled]
     share = np.bincount(strata, weights=w[sampled])
-    count = np.bincount(strata).astype(np.float64)
     drawn = np.bincount(strata, weights=references.drawn[sampled]) / np.maximum(count, 1)
     total = np.zeros((share.shape[0], *rows.shape[1:]))
     squares = np.zeros_like(total)
     np.add.at(total, strata, rows)
     np.add.at(squares, strata, rows**2)
-    several = count >= 2
     n = count[several][:, None, None]
     s2 = np.maximum(squares[several] - total[several] ** 2 / n, 0.0) / (n - 1)
     factor = share[several] ** 2 * (1.0 - drawn[several])
-    between = np.einsum("h,hkm->km", factor, s2 / n)
-    dof = max(int((count[several] - 1).sum()) - (references.controls is not None), 1)
+    # Residuals of a fit of ``fitted`` slopes spread less than the errors they stand for.
+    between = np.einsum("h,hkm->km", factor, s2 / n) * (free / max(free - fitted, 1))
+    dof = max(free - fitted, 1)
     return Combined(mean + adjustment, between + within, dof, adjustment)

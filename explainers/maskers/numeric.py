@@ -3,9 +3,9 @@
 KernelSHAP's references are background rows (all of them, or a stratified sample:
 ``explainers.background``); a coalition on a background row takes the instance's value
 where the coalition holds the feature and the row's elsewhere (interventional Shapley
-values). Each feature's control variate is the instance's difference from the row,
-whose mean over the whole background is known: the scores of a linear model are
-exactly proportional to it.
+values). Each feature's control variates are the instance's difference from the row
+(the scores of a linear model are exactly proportional to it) and which quartile of the
+feature the row's value falls in, whose means over the whole background are known.
 
 LIME's perturbations follow the lime package's tabular scheme: every feature is
 discretised into the quartile bins of the training (background) data; a perturbed
@@ -130,8 +130,10 @@ class NumericRows:
             strata=drawn.strata,
             drawn=drawn.drawn,
             index=drawn.index,
-            controls=self.instance - background.rows[drawn.index],
-            control_mean=self.instance - background.mean,
+            controls=background.covariates(self.instance, drawn.index),
+            control_mean=np.column_stack(
+                [self.instance - background.mean, background.quartile_shares]
+            ),
         )
 
     def allocate(self, rows: int) -> np.ndarray:
