@@ -434,7 +434,7 @@ def solve_each(
                     proj[p, i] *= wc
                 for a in range(size):
                     h += proj[p, members[r, c, a]]
-            scale = 1.0 / np.sqrt(max(1.0 - h, leverage_floor))
+            scale = 1.0 / max(1.0 - h, leverage_floor)
             for k in range(k_count):
                 for i in range(m):
                     acc = 0.0

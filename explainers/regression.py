@@ -173,7 +173,7 @@ def weighted_ridge(
     return ridge_solve(design, y, pooled)
 
 
-# A unit's leverage is capped below 1 for the small-sample correction (``CR2``).
+# A unit's leverage is capped below 1 for the small-sample correction (CR3).
 LEVERAGE_FLOOR = 0.05
 
 
@@ -205,12 +205,13 @@ def constrained_least_squares(
     coalition's influence is Q w_z z (v_z − zᵀφ); the variance is the spread of the
     units' summed influences.
 
-    Each unit's residuals are inflated by 1/√(1 − h_u), its leverage h_u: Bell and
-    McCaffrey's (2002) small-sample correction CR2. A reference has a few dozen pairs
-    for M scores, and the plain sandwich then covered 79% instead of 95%
-    (bench/accuracy/unseen.py's design cases; CR2 93%). The numba kernels
-    (``kernels.gram_each``, ``kernels.solve_each``) work over each coalition's members
-    and never form the (W, C, M) products.
+    Each unit's residuals are inflated by 1/(1 − h_u), its leverage h_u: the
+    jackknife-like small-sample correction CR3 (Bell and McCaffrey 2002; MacKinnon and
+    White 1985 for HC3). A reference has a few dozen pairs for M scores: on
+    bench/accuracy/unseen.py's design cases with the whole background used, the plain
+    sandwich covered 79% instead of 95%, CR2 (1/√(1 − h_u)) 89–90%, CR3 97–98%. The
+    numba kernels (``kernels.gram_each``, ``kernels.solve_each``) work over each
+    coalition's members and never form the (W, C, M) products.
     """
     masks = np.ascontiguousarray(masks)
     a_inv = _inverse(kernels.gram_each(masks, weights))

@@ -218,7 +218,7 @@ def _solve_with_numpy(masks, weights, values, total, enumerated, n_units):  # ty
     per = resid.shape[1] // n_units
     h = (projected * z[:, enumerated:]).sum(axis=2).reshape(-1, n_units, per).sum(axis=2)
     projected = projected.reshape(-1, n_units, per, z.shape[2])
-    projected = projected / np.sqrt(np.maximum(1 - h, 0.05))[:, :, None, None]
+    projected = projected / np.maximum(1 - h, 0.05)[:, :, None, None]  # CR3
     sums = np.einsum("wuik,wuim->wukm", resid.reshape(len(values), n_units, per, -1), projected)
     centred = sums - sums.mean(axis=1, keepdims=True)
     return np.swapaxes(phi, 1, 2), (centred**2).sum(axis=1) * n_units / (n_units - 1)
