@@ -158,7 +158,6 @@ def fit(plan: ShapPlan, scores: np.ndarray) -> Saliencies:
             "samples": chosen.coalitions,
             "exact": exact,
             "seed": plan.seed,
-            "background_rows": w,
         },
     )
 
