@@ -9,6 +9,11 @@ from pathlib import Path
 from tests import mlserver
 
 
+def shap_auto(m: int) -> int:
+    """shap's ``nsamples="auto"``: 2M + 2048 coalitions — the references' budget."""
+    return 2 * m + 2048
+
+
 def start_explainer(
     predictor: str, background: Path, kind: str, model: str = "forest20"
 ) -> tuple[subprocess.Popen[bytes], str]:

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from bench.accuracy import suite, truth
+from bench.common import shap_auto
 from explainers import kernel_shap, lime
 from explainers.background import Background
 from explainers.maskers.numeric import LimeStatistics, NumericRows
@@ -51,7 +52,7 @@ def ground_truth(
         if case.m <= truth.EXACT_UP_TO:
             cache[key] = np.concatenate([truth.exact(case.predict, x, case.background), [0.0]])
         else:
-            budget = 100 * kernel_shap.default_budget(case.m)
+            budget = 100 * shap_auto(case.m)
             phi, se = truth.permutation(case.predict, x, case.background, budget, seed=index)
             cache[key] = np.concatenate([phi, [float(se.max())]])
     stored = cache[key]
@@ -66,7 +67,7 @@ def shap_row(case: suite.Case, cache: dict[str, np.ndarray]) -> dict[str, Any]:
         np.full(len(case.background), 1 / len(case.background)),
         len(case.background),
     )
-    budget = kernel_shap.default_budget(case.m)
+    budget = shap_auto(case.m)
     ours_err, theirs_err, ours_top, theirs_top, ours_t, theirs_t = [], [], [], [], [], []
     covered, truth_se = [], 0.0
     for index, x in enumerate(case.instances):

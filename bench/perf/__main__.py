@@ -39,10 +39,9 @@ from typing import Any
 
 import numpy as np
 
-from bench.common import rss_bytes
+from bench.common import rss_bytes, shap_auto
 from bench.perf import calibrate, clients
 from bench.perf.models import RemoteModel, background, models
-from explainers.kernel_shap import default_budget
 from tests.mlserver import Addresses, running_mlserver, start_explainer, wait_ok, write_csv
 from tests.models import ServedModel
 
@@ -129,7 +128,7 @@ def measure_model(
             lime_samples = calibrated["lime"]["equal_samples"]
             shap_samples = calibrated["shap"]["equal_budget"]
         else:
-            lime_samples, shap_samples = LIME_DEFAULT, default_budget(m)
+            lime_samples, shap_samples = LIME_DEFAULT, shap_auto(m)
         flags = explainer_flags(csv, transport, mode, lime_samples, shap_samples)
         sent = clients.explanation_rows(x, bg, mode, lime_samples, shap_samples)
         address = addresses.grpc if protocol(transport) == "grpc-v2" else addresses.url
@@ -188,7 +187,7 @@ def reference_pipeline(model: ServedModel, remote: RemoteModel) -> dict[str, flo
         (
             "shap",
             lambda: explainer.shap_values(
-                x[None, :], nsamples=default_budget(m), l1_reg=False, silent=True
+                x[None, :], nsamples=shap_auto(m), l1_reg=False, silent=True
             ),
         ),
         (
@@ -215,7 +214,7 @@ def measure_reference(model: ServedModel, url: str) -> dict[str, Any]:
     out["all_gzip_s"] = gzipped["shap_s"] + gzipped["lime_s"]
     # TrustyAI's pattern: every coalition is its own predictor call (its 50 masked rows).
     bg, x = background(model), model.test[0]
-    masks = np.random.default_rng(0).random((default_budget(bg.shape[1]), bg.shape[1])) < 0.5
+    masks = np.random.default_rng(0).random((shap_auto(bg.shape[1]), bg.shape[1])) < 0.5
     start = time.perf_counter()
     for mask in masks:
         tuned(np.where(mask, x, bg))
@@ -259,8 +258,8 @@ def measure_throughput(model: ServedModel, addresses: Addresses, csv: Path) -> d
     bg = background(model)
     m = bg.shape[1]
     instances = [row.tolist() for row in model.test[:100]]
-    flags = explainer_flags(csv, "v2", "SHAP", LIME_DEFAULT, default_budget(m))
-    sent = clients.explanation_rows(np.asarray(instances[0]), bg, "SHAP", 0, default_budget(m))
+    flags = explainer_flags(csv, "v2", "SHAP", LIME_DEFAULT, shap_auto(m))
+    sent = clients.explanation_rows(np.asarray(instances[0]), bg, "SHAP", 0, shap_auto(m))
     with Explainer(model.name, predictor_address(addresses, "v2"), flags) as served:
         asyncio.run(clients.sequential(served.url, instances, 2))  # warm
         rss_idle = rss_bytes(served.process.pid) / 1024**2

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from bench.accuracy import truth
+from bench.common import shap_auto
 from explainers import kernel_shap, lime
 from explainers.background import build
 from explainers.maskers.numeric import LimeStatistics, NumericRows
@@ -37,7 +38,7 @@ def shap_budget(proba: Proba, background: np.ndarray, instances: np.ndarray) -> 
     import shap
 
     m = background.shape[1]
-    default = kernel_shap.default_budget(m)
+    default = shap_auto(m)
     ladder = sorted({*SHAP_LADDER, default})
     summary = build(background, background.shape[0])
     positive = lambda rows: proba(rows)[:, 1:]  # noqa: E731

@@ -44,17 +44,19 @@ async def test_loose_tolerance_uses_fewer_rows_than_the_default(
 ) -> None:
     row = mlserver.models["forest20"].test[4].tolist()
     answer, rows = await explain_with(client, row, tolerance=0.05)
-    default_rows = 5000 + 1 + 50 + default_budget(20) * 50
+    shap_default = default_budget(20, 50)  # per row of the 50-row background, used whole
+    default_rows = 5000 + 1 + 50 + shap_default * 50
     assert rows < default_rows / 2
     for kind in ("LIME", "SHAP"):
         assert answer[kind]["tolerance_met"] is True
         assert widest(answer[kind]) <= 0.05
     assert answer["LIME"]["samples"] < 5000
-    assert answer["SHAP"]["samples"] < default_budget(20)
+    assert answer["SHAP"]["samples"] < shap_default
 
 
 @pytest.mark.parametrize(
-    ("kind", "tolerance", "default"), [("LIME", 0.005, 5000), ("SHAP", 0.0005, 2088)]
+    ("kind", "tolerance", "default"),
+    [("LIME", 0.005, 5000), ("SHAP", 0.0005, default_budget(20, 50))],
 )
 async def test_tight_tolerance_samples_more_and_meets_it(
     explainer: ExplainerFactory, mlserver: Predictor, kind: str, tolerance: float, default: int
