@@ -4,7 +4,7 @@ against the predictor, and the driver appends each finished partition to the sam
 journal — resumable the same way as a single-process run.
 
 Each worker builds its engine once (``EngineOnWorker``, a worker plugin): the predictor
-client, its session and coalescer, the background summary and the compiled kernels
+client, its session and coalescer, the stratified background and the compiled kernels
 live on one event loop in a thread of the worker, and every partition the worker is
 given runs on it.
 """
