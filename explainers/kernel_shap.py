@@ -159,6 +159,7 @@ def fit(plan: ShapPlan, scores: np.ndarray) -> Saliencies:
             "exact": exact,
             "seed": plan.seed,
         },
+        floor=half_width(combined.between, 2, combined.dof),
     )
 
 
@@ -196,6 +197,8 @@ class KernelShap:
         design = plan.design
         if tolerance is None:
             return None
+        if fitted.floor is not None and float(fitted.floor.max()) > tolerance:
+            return None  # the rows drawn alone are wider: more coalitions cannot meet it
         room = (max_samples - design.coalitions) // 2
         add = min(units_to_add(fitted, tolerance, design.n_units), room)
         return None if design.exact or add <= 0 else extend(plan, add)

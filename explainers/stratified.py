@@ -37,6 +37,7 @@ class Combined:
     variance: np.ndarray  # (K, M)
     dof: int  # degrees of freedom of the variance
     adjustment: np.ndarray  # (K, M) what the control variates added to the weighted mean
+    between: np.ndarray  # (K, M) the variance's first part: the references' sampling
 
 
 def combine(
@@ -48,7 +49,7 @@ def combine(
     within = np.einsum("w,wkm->km", references.drawn * w**2, variances)
     sampled = references.drawn < 1.0
     if not sampled.any():
-        return Combined(mean, within, within_dof, np.zeros_like(mean))
+        return Combined(mean, within, within_dof, np.zeros_like(mean), np.zeros_like(mean))
     strata = references.strata[sampled]
     count = np.bincount(strata).astype(np.float64)
     several = count >= 2
@@ -78,4 +79,4 @@ def combine(
     # Residuals of a fit of ``fitted`` slopes spread less than the errors they stand for.
     between = np.einsum("h,hkm->km", factor, s2 / n) * (free / max(free - fitted, 1))
     dof = max(free - fitted, 1)
-    return Combined(mean + adjustment, between + within, dof, adjustment)
+    return Combined(mean + adjustment, between + within, dof, adjustment, between)

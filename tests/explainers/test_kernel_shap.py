@@ -120,6 +120,23 @@ def test_intervals_cover_shap_over_the_whole_background_when_rows_are_drawn(
     assert np.median(widths) > 1e-3  # the rows left out are not ignored
 
 
+def test_a_tolerance_the_rows_drawn_cannot_meet_adds_no_coalitions() -> None:
+    rng = np.random.default_rng(8)
+    background = build(rng.normal(size=(120, 8)), 24)  # rows drawn: a floor to the width
+    x = rng.normal(size=8)
+    shap = kernel_shap.KernelShap()
+    plan = shap.plan(NumericRows(x, background), 60, 0)
+    fitted = shap.fit(plan, nonlinear(plan.rows))
+    assert fitted.floor is not None and fitted.floor.max() > 0
+    below_floor = float(fitted.floor.max()) / 2
+    assert shap.extend(plan, fitted, below_floor, 10**6) is None
+    whole = build(background.rows, 120)  # the whole background: no floor
+    plan = shap.plan(NumericRows(x, whole), 60, 0)
+    fitted = shap.fit(plan, nonlinear(plan.rows))
+    assert fitted.floor is not None and fitted.floor.max() == 0
+    assert shap.extend(plan, fitted, float(fitted.confidence.max()) / 2, 10**6) is not None
+
+
 def test_confidence_intervals_cover_the_exact_values() -> None:
     rng = np.random.default_rng(3)
     background = equal_weights(rng.normal(size=(6, 12)))
