@@ -3,10 +3,19 @@ reading a process's resident memory."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 
 from tests import mlserver
+
+
+def publish(results: Path, name: str, data: object, text: str) -> None:
+    """Write a bench's figures (``name``.json) and its tables (``name``.md), and print them."""
+    results.mkdir(exist_ok=True)
+    (results / f"{name}.json").write_text(json.dumps(data, indent=2))
+    (results / f"{name}.md").write_text(text)
+    print(text)
 
 
 def shap_auto(m: int) -> int:

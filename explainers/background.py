@@ -20,6 +20,8 @@ from functools import cached_property
 import numpy as np
 from sklearn.cluster import KMeans, MiniBatchKMeans
 
+from explainers.interface import References
+
 PER_STRATUM = 2  # rows drawn from each stratum: the fewest that give a spread
 MINI_BATCH_ROWS = 20_000
 
@@ -40,24 +42,27 @@ class Background:
         """(M, 3) each feature's quartiles over the whole background."""
         return np.percentile(self.rows, [25, 50, 75], axis=0).T.copy()
 
-    def covariates(self, instance: np.ndarray, index: np.ndarray | None = None) -> np.ndarray:
-        """(W, M, 4) per row and feature: the instance's difference from the row, and
-        whether the row's value is in the feature's 1st, 2nd or 3rd quartile; the rows
-        ``index`` (all of them by default)."""
-        rows = self.rows if index is None else self.rows[index]
-        quartiles = self.quartiles
+    def controls(self, instance: np.ndarray, index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Control variates of the rows ``index`` for ``instance``: (W, M, 4) per row and
+        feature — the instance's difference from the row, and whether the row's value is
+        in the feature's 1st, 2nd or 3rd quartile — and their (M, 4) whole-background
+        means."""
+        rows = self.rows[index]
         out = np.empty((rows.shape[0], rows.shape[1], 4))
         out[:, :, 0] = instance - rows
-        below = rows[:, :, None] <= quartiles[None, :, :]  # (W, M, 3)
-        out[:, :, 1] = below[:, :, 0]
-        out[:, :, 2] = below[:, :, 1] & ~below[:, :, 0]
-        out[:, :, 3] = below[:, :, 2] & ~below[:, :, 1]
-        return out
+        out[:, :, 1:] = self._in_quartile(rows)
+        return out, np.column_stack([instance - self.mean, self._quartile_shares])
+
+    def _in_quartile(self, rows: np.ndarray) -> np.ndarray:
+        """(n, M, 3) bool: each value in its feature's 1st, 2nd, 3rd quartile."""
+        below = rows[:, :, None] <= self.quartiles[None, :, :]
+        below[:, :, 1:] &= ~below[:, :, :-1]
+        return below
 
     @cached_property
-    def quartile_shares(self) -> np.ndarray:
+    def _quartile_shares(self) -> np.ndarray:
         """(M, 3) the whole background's share of rows in each feature's 1st–3rd quartile."""
-        return self.covariates(np.zeros(self.rows.shape[1]))[:, :, 1:].mean(axis=0)
+        return self._in_quartile(self.rows).mean(axis=0)
 
     @property
     def source_rows(self) -> int:
@@ -74,16 +79,6 @@ class Background:
         if self.whole:
             return self.source_rows
         return PER_STRATUM * (int(self.strata.max()) + 1)
-
-
-@dataclass(frozen=True)
-class Draw:
-    """The background rows one explanation uses."""
-
-    index: np.ndarray  # (W,) int64 rows of the background
-    weights: np.ndarray  # (W,) float64 summing to 1
-    strata: np.ndarray  # (W,) int64
-    drawn: np.ndarray  # (W,) float64 share of its stratum drawn (1 = all of it)
 
 
 def build(data: np.ndarray, size: int, seed: int = 0) -> Background:
@@ -118,12 +113,13 @@ def _at_least_two(labels: np.ndarray, centres: np.ndarray, data: np.ndarray) -> 
     return np.unique(labels, return_inverse=True)[1].astype(np.int64)
 
 
-def draw(background: Background, rng: np.random.Generator) -> Draw:
-    """The rows of one explanation: all of them, or ``PER_STRATUM`` from every stratum."""
+def draw(background: Background, rng: np.random.Generator) -> References:
+    """The rows of one explanation: all of them, or ``PER_STRATUM`` from every stratum
+    (``References.index``: rows of the background; no control variates yet)."""
     n = background.source_rows
     if background.whole:
         ones = np.ones(n)
-        return Draw(np.arange(n, dtype=np.int64), ones / n, np.zeros(n, dtype=np.int64), ones)
+        return References(ones / n, np.zeros(n, dtype=np.int64), ones, np.arange(n, dtype=np.int64))
     strata = background.strata
     counts = np.bincount(strata)
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
@@ -132,9 +128,9 @@ def draw(background: Background, rng: np.random.Generator) -> Draw:
     index = np.sort(ranked[(starts[:, None] + np.arange(PER_STRATUM)[None, :]).ravel()])
     stratum = strata[index]
     share = counts[stratum] / n
-    return Draw(
-        index=index.astype(np.int64),
+    return References(
         weights=share / PER_STRATUM,
         strata=stratum,
         drawn=PER_STRATUM / counts[stratum].astype(np.float64),
+        index=index.astype(np.int64),
     )

@@ -146,7 +146,8 @@ def fit(plan: ShapPlan, scores: np.ndarray) -> Saliencies:
     # The control variates move the estimate of E[f] over the whole background with it.
     baseline = references.weights @ at_reference - combined.adjustment.sum(axis=1)
     exact = bool(chosen.exact and (references.drawn == 1).all())
-    confidence = half_width(combined.variance, 2, combined.dof)
+    units = combined.dof + 1  # half_width's t has units − 1 degrees of freedom
+    confidence = half_width(combined.variance, units)
     if not exact:
         scale = 1.0 + np.abs(prediction - baseline)[:, None] + np.abs(values)
         confidence = np.maximum(confidence, ROUNDING_FLOOR * scale)
@@ -159,7 +160,7 @@ def fit(plan: ShapPlan, scores: np.ndarray) -> Saliencies:
             "exact": exact,
             "seed": plan.seed,
         },
-        floor=half_width(combined.between, 2, combined.dof),
+        floor=half_width(combined.between, units),
     )
 
 

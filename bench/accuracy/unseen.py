@@ -36,6 +36,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 
+from bench.common import publish
 from explainer.settings import Settings
 from explainers import kernel_shap
 from explainers.background import build
@@ -284,11 +285,7 @@ def main() -> int:
     for case in (c for c in CASES if c.split in splits):
         results.append(measure(case))
         print(json.dumps(results[-1]), file=sys.stderr, flush=True)
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "unseen.json").write_text(json.dumps(results, indent=2))
-    text = render(results)
-    (RESULTS / "unseen.md").write_text(text)
-    print(text)
+    publish(RESULTS, "unseen", results, render(results))
     return 0
 
 

@@ -33,6 +33,7 @@ import numpy as np
 from sklearn.datasets import make_classification
 from sklearn.ensemble import HistGradientBoostingClassifier
 
+from bench.common import publish
 from bench.perf import clients
 from bench.perf.__main__ import Explainer, predictor_address
 from bench.perf.models import RemoteModel, logistic20
@@ -153,11 +154,7 @@ def main() -> int:
         with running_mlserver(served, Path(tmp) / "mlserver") as addresses:
             for name, model in served.items():
                 rows += measure(model, addresses, csvs[name])
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "defaults.json").write_text(json.dumps(rows, indent=2))
-    text = render(rows)
-    (RESULTS / "defaults.md").write_text(text)
-    print(text)
+    publish(RESULTS, "defaults", rows, render(rows))
     return 0
 
 

@@ -19,7 +19,7 @@ out (which other bin, where in a bin).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 
 import numpy as np
@@ -123,18 +123,9 @@ class NumericRows:
         return self.background.drawn_rows
 
     def references(self, rng: np.random.Generator) -> References:
-        background = self.background
-        drawn = draw(background, rng)
-        return References(
-            weights=drawn.weights,
-            strata=drawn.strata,
-            drawn=drawn.drawn,
-            index=drawn.index,
-            controls=background.covariates(self.instance, drawn.index),
-            control_mean=np.column_stack(
-                [self.instance - background.mean, background.quartile_shares]
-            ),
-        )
+        drawn = draw(self.background, rng)
+        controls, means = self.background.controls(self.instance, drawn.index)
+        return replace(drawn, controls=controls, control_mean=means)
 
     def allocate(self, rows: int) -> np.ndarray:
         return np.empty((rows, self.segments))
