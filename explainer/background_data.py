@@ -35,14 +35,16 @@ if TYPE_CHECKING:
 REBUILD_GROWTH = 1.1
 
 
-BACKGROUND_SUFFIXES = (".csv", ".npy")
+BACKGROUND_SUFFIXES = (".csv", ".parquet", ".npy")
 BLOCK_ROWS = 8192
 log = logging.getLogger(__name__)
 
 
 class Reservoir:
     """A uniform random sample of at most ``capacity`` rows of a stream of row blocks
-    (Algorithm R, vectorised per block; deterministic for a given ``rng``)."""
+    (Algorithm R, vectorised per block; deterministic for a given ``rng``). Blocks are
+    float64, or object arrays for a table with text in it (the first such block makes
+    the kept rows an object array too)."""
 
     def __init__(self, capacity: int, rng: np.random.Generator) -> None:
         self.capacity = capacity
@@ -57,15 +59,20 @@ class Reservoir:
 
     def offer(self, rows: np.ndarray) -> None:
         if self._rows is None:
-            self._rows = np.empty((min(self.capacity, max(len(rows), 1024)), rows.shape[1]))
+            self._rows = np.empty(
+                (min(self.capacity, max(len(rows), 1024)), rows.shape[1]), dtype=rows.dtype
+            )
         elif rows.shape[1] != self._rows.shape[1]:
             raise ValueError(
                 f"rows have {rows.shape[1]} values, earlier rows {self._rows.shape[1]}"
             )
+        elif rows.dtype == object and self._rows.dtype != object:
+            self._rows = self._rows.astype(object)
         take = min(self.capacity - self._kept, len(rows))
         if self._kept + take > len(self._rows):  # grow by doubling up to the capacity
             grown = np.empty(
-                (min(self.capacity, max(2 * len(self._rows), self._kept + take)), rows.shape[1])
+                (min(self.capacity, max(2 * len(self._rows), self._kept + take)), rows.shape[1]),
+                dtype=self._rows.dtype,
             )
             grown[: self._kept] = self._rows[: self._kept]
             self._rows = grown
@@ -85,9 +92,11 @@ class Reservoir:
 def load_background(
     uri: str, max_rows: int = 100_000, seed: int = 0
 ) -> tuple[np.ndarray, list[str] | None]:
-    """Rows (N, M) float64 and, for a CSV with a header row, the feature names.
+    """Rows (N, M) and, for a CSV with a header row or a Parquet file, the feature names.
+    The rows are float64, or — where a column holds text or booleans (categorical
+    features) — an object array of numbers (float), strings and booleans.
 
-    ``uri`` is a CSV or .npy file — a local path, ``s3://…`` or ``https://…`` — or a
+    ``uri`` is a CSV, Parquet or .npy file — a local path, ``s3://…`` or ``https://…`` — or a
     directory (S3 prefix) holding exactly one, such as where KServe's storage initializer
     puts what a storage URI names. The file is read as a stream of row blocks; past
     ``max_rows`` rows a seeded uniform sample of ``max_rows`` is kept, so memory is
@@ -95,14 +104,17 @@ def load_background(
     reservoir = Reservoir(max_rows, np.random.default_rng([seed, 11]))
     names: list[str] | None = None
     with storage.open_binary(uri, BACKGROUND_SUFFIXES) as (handle, suffix):
-        text = None if suffix == ".npy" else io.TextIOWrapper(handle, encoding="utf-8", newline="")
+        text = io.TextIOWrapper(handle, encoding="utf-8", newline="") if suffix == ".csv" else None
         try:
-            if text is None:
+            if suffix == ".npy":
                 blocks = _npy_blocks(handle, uri)
+            elif suffix == ".parquet":
+                names, blocks = _parquet_blocks(handle, storage.safe(uri))
             else:
+                assert text is not None
                 names, blocks = _csv_blocks(text, storage.safe(uri))
             for block in blocks:
-                if not np.isfinite(block).all():
+                if not _finite(block):
                     raise ValueError(f"{storage.safe(uri)} has missing or non-finite values")
                 reservoir.offer(block)
         except UnicodeDecodeError:
@@ -162,6 +174,40 @@ def _npy_blocks(handle: IO[bytes], uri: str) -> Iterator[np.ndarray]:
         yield np.frombuffer(raw, dtype).reshape(count, width).astype(np.float64)
 
 
+def _finite(block: np.ndarray) -> bool:
+    if block.dtype != object:
+        return bool(np.isfinite(block).all())
+    numbers = [v for v in block.ravel().tolist() if isinstance(v, float)]
+    return bool(np.isfinite(numbers).all()) and not any(v is None for v in block.ravel())
+
+
+def _parquet_blocks(handle: IO[bytes], name: str) -> tuple[list[str], Iterator[np.ndarray]]:
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise ValueError(
+            f"{name}: reading Parquet needs pyarrow: pip install 'explainer-sidecar[batch]'"
+        ) from None
+    try:
+        table = pq.ParquetFile(handle)
+    except Exception as exc:  # pyarrow raises its own ArrowInvalid
+        raise ValueError(f"{name} is not a readable Parquet file ({exc})") from None
+    names = list(table.schema_arrow.names)
+
+    def blocks() -> Iterator[np.ndarray]:
+        for batch in table.iter_batches(batch_size=BLOCK_ROWS):
+            columns = [batch.column(j).to_numpy(zero_copy_only=False) for j in range(len(names))]
+            if all(c.dtype.kind in "iuf" for c in columns):
+                yield np.column_stack(columns).astype(np.float64)
+                continue
+            block = np.empty((batch.num_rows, len(names)), dtype=object)
+            for j, column in enumerate(columns):
+                block[:, j] = column.astype(np.float64) if column.dtype.kind in "iuf" else column
+            yield block
+
+    return names, blocks()
+
+
 def _csv_blocks(text: IO[str], name: str) -> tuple[list[str] | None, Iterator[np.ndarray]]:
     lines = (line for line in csv.reader(text) if line)
     first = next(lines, None)
@@ -178,36 +224,80 @@ def _csv_rows(
 ) -> Iterator[np.ndarray]:
     width = len(names) if names is not None else len(first or [])
     number = 1
+    text: list[str | None] = [None] * width  # per column: set by the first block
     block: list[list[str]] = [first] if first is not None else []
     for line in lines:
         block.append(line)
         if len(block) == BLOCK_ROWS:
-            yield _parse_block(block, number, width, name, names is not None)
+            yield _parse_block(block, number, width, name, names, text)
             number += len(block)
             block = []
     if block:
-        yield _parse_block(block, number, width, name, names is not None)
+        yield _parse_block(block, number, width, name, names, text)
+
+
+_BOOLEANS = {"true": True, "false": False}
 
 
 def _parse_block(
-    block: list[list[str]], number: int, width: int, name: str, header: bool
+    block: list[list[str]],
+    number: int,
+    width: int,
+    name: str,
+    names: list[str] | None,
+    types: list[str | None],
 ) -> np.ndarray:
-    line_of = number + (1 if header else 0)  # file line number of block[0]
+    """A block of CSV lines as float64 rows, or as an object array where a column holds
+    text (``types``, per column, is what the first block found: "number", "boolean" or
+    "text"; a later block must agree)."""
+    line_of = number + (1 if names is not None else 0)  # file line number of block[0]
     for offset, line in enumerate(block):
         if len(line) != width:
-            what = "header names" if header else "first row has"
+            what = "header names" if names is not None else "first row has"
             raise ValueError(
                 f"{name} line {line_of + offset} has {len(line)} values; the {what} {width}"
             )
-    try:
-        return np.array(block, dtype=np.float64)
-    except ValueError:
-        for offset, line in enumerate(block):
-            if not all(_is_number(cell) for cell in line):
-                raise ValueError(
-                    f"{name} line {line_of + offset} has a value that is not a number"
-                ) from None
-        raise
+    cells = np.array(block, dtype=object)
+    if all(t in (None, "number") for t in types):
+        try:
+            numbers = cells.astype(np.float64)
+        except ValueError:
+            pass
+        else:
+            types[:] = ["number"] * width
+            return numbers
+    out = np.empty(cells.shape, dtype=object)
+    for j in range(width):
+        column = [cell.strip() for cell in cells[:, j].tolist()]
+        empty = next((r for r, cell in enumerate(column) if not cell), None)
+        if empty is not None:
+            raise ValueError(f"{name} line {line_of + empty} has a missing value in column {j + 1}")
+        found = _column_type(column)
+        if types[j] is None:
+            types[j] = found
+        elif types[j] != found:
+            where = next(r for r, cell in enumerate(column) if _column_type([cell]) != types[j])
+            what = "a number" if types[j] == "number" else str(types[j])
+            label = names[j] if names is not None else f"column {j + 1}"
+            raise ValueError(
+                f"{name} line {line_of + where}: '{label}' is {column[where]!r}, but earlier "
+                f"lines hold {what} there; a column holds numbers, booleans or text throughout"
+            )
+        if types[j] == "number":
+            out[:, j] = np.array(column, dtype=np.float64).tolist()
+        elif types[j] == "boolean":
+            out[:, j] = [_BOOLEANS[cell.lower()] for cell in column]
+        else:
+            out[:, j] = column
+    return out
+
+
+def _column_type(column: list[str]) -> str:
+    if all(_is_number(cell) for cell in column):
+        return "number"
+    if all(cell.lower() in _BOOLEANS for cell in column):
+        return "boolean"
+    return "text"
 
 
 def _is_number(cell: str) -> bool:
@@ -246,8 +336,13 @@ class BackgroundStore:
         shap_size: int,
         reservoir_size: int,
         seed: int,
-        build: Callable[[np.ndarray, int, int], Background] = build,
+        build: Callable[[np.ndarray, int, int, np.ndarray | None], Background] = build,
+        categorical: np.ndarray | None = None,
+        integer: np.ndarray | None = None,
     ) -> None:
+        """``data``: the fixed background, as the explainer's float64 rows (None: a
+        reservoir of the rows asked about); ``categorical``, ``integer``: (M,) bool, the
+        features' kinds (``explainer.features``; None: all continuous)."""
         self._source = source
         self._shap_size = shap_size
         self._seed = seed
@@ -258,6 +353,7 @@ class BackgroundStore:
         self._seen_at_build = 0
         self._rows: np.ndarray | None = None
         self._snapshot: BackgroundSnapshot | None = None
+        self._categorical, self._integer = categorical, integer
         self.fixed = data is not None
         if data is not None:
             self._rows = data
@@ -266,6 +362,10 @@ class BackgroundStore:
     @property
     def features(self) -> int | None:
         return None if self._rows is None else int(self._rows.shape[1])
+
+    def fixed_rows(self) -> np.ndarray | None:
+        """A copy of the fixed background's rows (None for a reservoir)."""
+        return None if not self.fixed or self._rows is None else self._rows.copy()
 
     def first_row(self) -> np.ndarray | None:
         """A row the predictor can score, for probing it before any request arrives."""
@@ -307,12 +407,27 @@ class BackgroundStore:
         small = self._rows is None or len(self._rows) <= self._shap_size
         return small or self._reservoir.seen >= REBUILD_GROWTH * self._seen_at_build
 
+    def set_kinds(
+        self, categorical: np.ndarray, integer: np.ndarray, rows: np.ndarray | None = None
+    ) -> None:
+        """Which features are categorical and integer (``explainer.features``), with the
+        fixed background re-encoded for them (``rows``) where that changed: the next
+        snapshot is built for them."""
+        with self._lock:
+            self._categorical, self._integer = categorical, integer
+            if rows is not None:
+                self._rows = rows
+            self._snapshot = None
+        if self.fixed and self._rows is not None:
+            self._snapshot = self._build(self._rows)
+
     def _build(self, rows: np.ndarray) -> BackgroundSnapshot:
-        shap = self._build_shap(rows, self._shap_size, self._seed)
+        shap = self._build_shap(rows, self._shap_size, self._seed, self._categorical)
         description = {
             "source": self._source,
             "rows": int(rows.shape[0]),
             "rows_per_explanation": shap.drawn_rows,
             "sampled": not shap.whole,
         }
-        return BackgroundSnapshot(LimeStatistics.from_training(rows), shap, description)
+        lime = LimeStatistics.from_training(rows, self._categorical, self._integer)
+        return BackgroundSnapshot(lime, shap, description)

@@ -26,6 +26,7 @@ import aiohttp
 
 from explainer.background_data import BackgroundStore, LoadedBackground
 from explainer.engine import Budget, Engine
+from explainer.features import from_background
 from explainer.predictor import CallObserver, ClientPolicy, PredictorClient, Transport
 from explainer.settings import Settings
 from explainers.kernel_shap import KernelShap
@@ -120,15 +121,32 @@ async def open_service(
     """The engine for ``settings``, over ``background`` (None: a reservoir of the rows
     asked about). ``feature_names`` (a dataset's header) come after the settings' and
     before the background's; the predictor's metadata, adopted later, wins over all."""
+    given = settings.feature_names or feature_names or (background.names if background else None)
+    names = given
+    if names is None and background is not None:  # the schema's; requests may name them
+        names = [f"inputs-{i}" for i in range(background.rows.shape[1])]
+    if names is not None and background is not None and len(names) != background.rows.shape[1]:
+        raise ValueError(
+            f"{len(names)} feature names for a background of {background.rows.shape[1]} columns"
+        )
+    schema, rows = (None, None)
+    if names is not None:
+        schema, rows = from_background(
+            names,
+            background.rows if background else None,
+            settings.categorical_features,
+            settings.integer_features,
+        )
     store = BackgroundStore(
-        background.rows if background else None,
+        rows,
         source=background.source if background else "reservoir of inputs seen",
         shap_size=settings.shap_background_size,
         reservoir_size=settings.background_reservoir_size,
         seed=settings.seed,
+        categorical=schema.categorical if schema and schema.mixed else None,
+        integer=schema.integer if schema and schema.mixed else None,
     )
-    names = settings.feature_names or feature_names or (background.names if background else None)
-    features = len(names) if names else store.features
+    features = len(names) if names else None
     executor = ThreadPoolExecutor(max_workers=EXECUTOR_THREADS, thread_name_prefix="explainer")
     session = aiohttp.ClientSession(
         connector=aiohttp.TCPConnector(
@@ -146,7 +164,8 @@ async def open_service(
             executor,
             budgets(settings),
             features=features,
-            feature_names=names,
+            feature_names=given,
+            schema=schema,
         )
         yield Service(settings, engine, client)
     finally:

@@ -24,7 +24,8 @@ import numpy as np
 
 from explainer.admission import RowBudget
 from explainer.background_data import BackgroundSnapshot, BackgroundStore
-from explainer.errors import BadRequest, PayloadTooLarge, PredictorFailed
+from explainer.errors import BadRequest, ClientError, PayloadTooLarge, PredictorFailed
+from explainer.features import Schema, adopt, from_background
 from explainer.payloads import ExplainParameters, RowExplanation, RowsRequest
 from explainer.predictor import ModelMetadata, PredictorClient
 from explainer.settings import Settings
@@ -154,6 +155,7 @@ class Engine:
         masker: Callable[[np.ndarray, BackgroundSnapshot], Masker] = numeric_rows,
         features: int | None = None,
         feature_names: list[str] | None = None,
+        schema: Schema | None = None,
     ) -> None:
         self.settings = settings
         self.predictor = predictor
@@ -163,6 +165,11 @@ class Engine:
         self._masker = masker
         self.features = features
         self.feature_names = feature_names
+        # The features' kinds and categories: from the background and the settings, then
+        # the predictor's metadata; without either, from the settings at the first request.
+        self.schema = schema
+        if schema is not None:
+            predictor.use_schema(schema)
         # Rows planned at once, across requests: twice the predictor's calls in flight.
         self.budget = RowBudget(
             2 * settings.predictor_max_batch * settings.predictor_max_concurrency
@@ -197,7 +204,10 @@ class Engine:
             width = fitted[-1][job.budgets[0][0].name].scores.shape[0]  # (K, M): K outputs
 
         outputs, selected = self._outputs(width, request.parameters.target)
-        facts = {b.name: {"background": snapshot.description} for b, _ in job.budgets}
+        described: dict[str, Any] = {"background": snapshot.description}
+        if self.schema is not None and self.schema.mixed:
+            described["feature_kinds"] = self.schema.kinds
+        facts = {b.name: described for b, _ in job.budgets}
         explained = [
             RowExplanation({k: s.select(selected) for k, s in row.items()}, facts) for row in fitted
         ]
@@ -293,6 +303,14 @@ class Engine:
         size = max(1, in_flight // per_row)
         return [rows[i : i + size] for i in range(0, rows.shape[0], size)]
 
+    def problem(self, request: RowsRequest) -> str | None:
+        """Why ``request``'s rows cannot be explained (a batch row's error), or None."""
+        try:
+            self._checked_rows(request)
+        except ClientError as exc:
+            return exc.message
+        return None
+
     async def predict(self, request: RowsRequest) -> np.ndarray:
         rows, _ = self._checked_rows(request)
         return await self.predictor.infer(rows)
@@ -317,19 +335,48 @@ class Engine:
             raise BadRequest(
                 f"rows have {rows.shape[1]} features but the model takes {self.features}"
             )
+        rows, names = self._ordered(rows, request.names)
+        if request.encoded:
+            return rows, names
+        return self._schema(names).encode(rows, request.field), names
+
+    def _ordered(self, rows: np.ndarray, names: list[str] | None) -> tuple[np.ndarray, list[str]]:
+        """The rows' columns in the model's order, by their names where they have them."""
+        assert self.features is not None
         known = self.feature_names
-        if request.names is None:
+        if names is None:
             return rows, known or [f"inputs-{i}" for i in range(self.features)]
-        if known is None or request.names == known:
-            return rows, request.names
-        missing = sorted(set(known) - set(request.names))
-        unknown = sorted(set(request.names) - set(known))
+        if known is None or names == known:
+            return rows, names
+        missing = sorted(set(known) - set(names))
+        unknown = sorted(set(names) - set(known))
         if missing or unknown:
             raise BadRequest(
                 f"feature names do not match the model's: missing {missing}, unknown {unknown}"
             )
-        order = [request.names.index(name) for name in known]
+        order = [names.index(name) for name in known]
         return np.ascontiguousarray(rows[:, order]), known
+
+    def _schema(self, names: list[str]) -> Schema:
+        """The features' schema; without background data or metadata, the settings' at the
+        first request (a reservoir of inputs then holds the explainer's own rows)."""
+        if self.schema is None:
+            try:
+                self.schema, _ = from_background(
+                    names, None, self.settings.categorical_features, self.settings.integer_features
+                )
+            except ValueError as exc:
+                raise BadRequest(f"{exc} (the features are those of the first request)") from None
+            if self.schema.mixed:
+                self._use(self.schema, None)
+        return self.schema
+
+    def _use(self, schema: Schema, rows: np.ndarray | None) -> None:
+        """Tell the background (with its rows re-encoded, where given) and the predictor
+        client the features' kinds."""
+        log.info("features: %s", schema.kinds)
+        self.store.set_kinds(schema.categorical, schema.integer, rows)
+        self.predictor.use_schema(schema)
 
     def _chosen(self, params: ExplainParameters) -> list[Budget]:
         kind = params.explainer or self.settings.explainer_type
@@ -402,6 +449,14 @@ class Engine:
                     self.feature_names,
                 )
             self.feature_names, self.features = names, len(names)
+            if self.schema is not None and len(self.schema.features) == len(names):
+                for feature, name in zip(self.schema.features, names, strict=True):
+                    feature.name = name
+            schema = self._schema(names)
+            rows = self.store.fixed_rows()
+            if adopt(schema, list(metadata.feature_types), rows):
+                self._use(schema, rows)
+            self.predictor.use_schema(schema)
         elif metadata.features is not None:
             if self.features is None:
                 self.features = metadata.features

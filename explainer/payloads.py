@@ -53,9 +53,13 @@ class ExplainParameters(BaseModel):
 class RowsRequest:
     """Rows decoded from any accepted body, with names when the body gave them."""
 
-    rows: np.ndarray  # (n, M) float64, finite
+    # (n, M) float64, finite; or, where the body holds strings or booleans, an object
+    # array of JSON scalars (``explainer.features`` encodes it for the model's features)
+    rows: np.ndarray
     names: list[str] | None
     parameters: ExplainParameters
+    field: str = "instances"  # where in the body the rows were, for messages
+    encoded: bool = False  # rows already in the explainer's own form (background rows)
 
 
 def decode_rows_request(body: bytes) -> RowsRequest:
@@ -73,13 +77,20 @@ def decode_rows_request(body: bytes) -> RowsRequest:
         raise BadRequest(
             f"unknown top-level key(s) {unknown}; allowed beside '{key}': 'parameters', 'id'"
         )
+    # orjson's booleans would silently become numbers in a numeric array: only a body
+    # with neither word in it takes the all-numbers path without a look at every value.
+    typed = b"true" in body or b"false" in body
     if key == "instances":
-        rows, names = _from_instances(payload[key])
+        rows, names = _from_instances(payload[key], typed)
+        where = "instances"
     elif key == "data":
-        rows, names = _from_ndarray(payload[key])
+        rows, names = _from_ndarray(payload[key], typed)
+        where = "data.ndarray"
     else:
         rows, names = _from_inputs(payload[key])
-    return RowsRequest(rows=rows, names=names, parameters=_parameters(payload.get("parameters")))
+        where = "inputs"
+    parameters = _parameters(payload.get("parameters"))
+    return RowsRequest(rows=rows, names=names, parameters=parameters, field=where)
 
 
 def _load_json(body: bytes) -> dict[str, Any]:
@@ -117,7 +128,7 @@ def _parameters(value: Any) -> ExplainParameters:
         raise BadRequest(f"'parameters.{where}': {first['msg']}") from None
 
 
-def _from_instances(value: Any) -> tuple[np.ndarray, list[str] | None]:
+def _from_instances(value: Any, typed: bool) -> tuple[np.ndarray, list[str] | None]:
     if not isinstance(value, list) or not value:
         raise BadRequest(f"'instances' must be a non-empty list of rows, e.g. {EXAMPLE}")
     if all(isinstance(row, dict) for row in value):
@@ -128,13 +139,13 @@ def _from_instances(value: Any) -> tuple[np.ndarray, list[str] | None]:
                     f"'instances[{i}]' has keys {sorted(row)}, but 'instances[0]' has "
                     f"{sorted(names)}; every row needs the same feature names"
                 )
-        return _matrix([list(row.values()) for row in value], "instances"), names
+        return _matrix([list(row.values()) for row in value], "instances", typed, names), names
     if any(isinstance(row, dict) for row in value):
         raise BadRequest("'instances' mixes objects and lists; use one form for every row")
-    return _matrix(value, "instances"), None
+    return _matrix(value, "instances", typed), None
 
 
-def _from_ndarray(value: Any) -> tuple[np.ndarray, list[str] | None]:
+def _from_ndarray(value: Any, typed: bool) -> tuple[np.ndarray, list[str] | None]:
     if not isinstance(value, dict) or "ndarray" not in value:
         raise BadRequest(
             "'data' must be an object with an 'ndarray' list of rows, e.g. "
@@ -143,7 +154,7 @@ def _from_ndarray(value: Any) -> tuple[np.ndarray, list[str] | None]:
     unknown = sorted(set(value) - {"ndarray", "names"})
     if unknown:
         raise BadRequest(f"unknown key(s) {unknown} in 'data'; allowed: 'ndarray', 'names'")
-    rows = _matrix(value["ndarray"], "data.ndarray")
+    rows = _matrix(value["ndarray"], "data.ndarray", typed)
     names = value.get("names")
     if names is None:
         return rows, None
@@ -159,35 +170,92 @@ def _from_ndarray(value: Any) -> tuple[np.ndarray, list[str] | None]:
 def _from_inputs(value: Any) -> tuple[np.ndarray, list[str] | None]:
     if not isinstance(value, list) or not value:
         raise BadRequest("'inputs' must be a non-empty list of v2 tensors")
-    if len(value) != 1:
-        raise BadRequest(f"'inputs' has {len(value)} tensors; send the rows as one tensor")
-    tensor = value[0]
+    tensors = [_tensor(tensor, i, len(value) > 1) for i, tensor in enumerate(value)]
+    if len(tensors) == 1:
+        return tensors[0][1], None
+    # One tensor per feature (MLServer's pandas codec): the tensors' names are the names.
+    names = [name for name, _ in tensors]
+    if len(set(names)) != len(names):
+        raise BadRequest("'inputs' has two tensors of the same name; name each feature once")
+    lengths = {column.shape[0] for _, column in tensors}
+    if len(lengths) != 1:
+        raise BadRequest(
+            f"'inputs' tensors have {sorted(lengths)} rows; each feature's tensor needs one "
+            "value per row"
+        )
+    columns = [column[:, 0] for _, column in tensors]
+    if all(column.dtype != object for column in columns):
+        return np.ascontiguousarray(np.column_stack(columns)), names
+    rows = np.empty((lengths.pop(), len(columns)), dtype=object)
+    for j, column in enumerate(columns):
+        rows[:, j] = column
+    return rows, names
+
+
+_TENSOR_KEYS = ("name", "shape", "datatype", "data")
+
+
+def _tensor(tensor: Any, i: int, per_feature: bool) -> tuple[str, np.ndarray]:
+    """(name, values): a single tensor's rows (n, M), or one feature's column (n, 1)."""
+    where = f"inputs[{i}]"
     if not isinstance(tensor, dict):
-        raise BadRequest("'inputs[0]' must be an object with 'name', 'shape', 'datatype', 'data'")
-    missing = [k for k in ("name", "shape", "datatype", "data") if k not in tensor]
+        raise BadRequest(f"'{where}' must be an object with 'name', 'shape', 'datatype', 'data'")
+    missing = [k for k in _TENSOR_KEYS if k not in tensor]
     if missing:
-        raise BadRequest(f"'inputs[0]' is missing {missing}")
+        raise BadRequest(f"'{where}' is missing {missing}")
     datatype = tensor["datatype"]
-    if not isinstance(datatype, str) or datatype not in V2_TO_NUMPY or datatype == "BOOL":
+    scalar = per_feature and datatype in ("BYTES", "BOOL")
+    if not isinstance(datatype, str) or (
+        not scalar and (datatype not in V2_TO_NUMPY or datatype == "BOOL")
+    ):
         numeric = ", ".join(t for t in V2_TO_NUMPY if t != "BOOL")
         raise BadRequest(
-            f"'inputs[0].datatype' must be a numeric type ({numeric}), got {datatype!r}"
+            f"'{where}.datatype' must be a numeric type ({numeric}), or BYTES or BOOL in a "
+            f"tensor per feature, got {datatype!r}"
         )
     shape = tensor["shape"]
     if (
         not isinstance(shape, list)
         or not 1 <= len(shape) <= 2
         or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape)
+        or (per_feature and len(shape) == 2 and shape[1] != 1)
     ):
-        raise BadRequest(f"'inputs[0].shape' must be [rows, features] or [features], got {shape!r}")
-    data = _numbers(tensor["data"], "inputs[0].data").reshape(-1)
+        wanted = "[rows] or [rows, 1]" if per_feature else "[rows, features] or [features]"
+        raise BadRequest(f"'{where}.shape' must be {wanted}, got {shape!r}")
+    name = tensor["name"]
+    if not isinstance(name, str) or not name:
+        raise BadRequest(f"'{where}.name' must be a non-empty string")
+    data = tensor["data"]
+    if not isinstance(data, list):
+        raise BadRequest(f"'{where}.data' must be a list of values")
     expected = int(np.prod(shape))
-    if data.size != expected:
+    if scalar:
+        values = _flat_scalars(data, f"{where}.data", str if datatype == "BYTES" else bool)
+    else:
+        values = _numbers(data, f"{where}.data").reshape(-1)
+    if values.size != expected:
         raise BadRequest(
-            f"'inputs[0].data' has {data.size} values but shape {shape} needs {expected}"
+            f"'{where}.data' has {values.size} values but shape {shape} needs {expected}"
         )
-    rows = data.reshape(shape if len(shape) == 2 else [1, shape[0]])
-    return _finite_rows(rows, "inputs[0].data"), None
+    if per_feature:
+        rows = values.reshape(-1, 1)
+    else:
+        rows = values.reshape(shape if len(shape) == 2 else [1, shape[0]])
+    if rows.dtype == object:
+        return name, rows
+    return name, _finite_rows(rows, f"{where}.data")
+
+
+def _flat_scalars(data: list[Any], where: str, kind: type) -> np.ndarray:
+    nested = bool(data) and all(isinstance(v, list) for v in data)
+    values = [v for row in data for v in row] if nested else data
+    out = np.empty(len(values), dtype=object)
+    for r, v in enumerate(values):
+        if not isinstance(v, kind):
+            wanted = "a string" if kind is str else "true or false"
+            raise BadRequest(f"'{where}' value {r} is {v!r}; each value must be {wanted}")
+        out[r] = v
+    return out
 
 
 def _numbers(value: Any, where: str) -> np.ndarray:
@@ -204,15 +272,52 @@ def _numbers(value: Any, where: str) -> np.ndarray:
     return array.astype(np.float64)
 
 
-def _matrix(value: Any, where: str) -> np.ndarray:
-    array = _numbers(value, where)
+def _matrix(
+    value: Any, where: str, typed: bool = False, names: list[str] | None = None
+) -> np.ndarray:
+    """Rows of a list of lists: float64 when every value is a number, else an object
+    array of JSON scalars (strings, booleans, numbers) for the model's features to
+    check (``explainer.features``)."""
+    if not isinstance(value, list):
+        raise BadRequest(f"'{where}' must be a list of rows, e.g. [[1.0, 2.0]]")
+    try:
+        array = np.asarray(value)
+    except ValueError:
+        raise BadRequest(f"'{where}' is ragged: every row must have the same length") from None
     if array.ndim == 1:
         raise BadRequest(f"'{where}' must be a list of rows, e.g. [[1.0, 2.0]], not one flat list")
-    if array.ndim != 2:
-        raise BadRequest(f"'{where}' must be a list of rows of numbers, got {array.ndim} levels")
-    if array.shape[0] == 0 or array.shape[1] == 0:
+    if array.ndim > 2:
+        raise BadRequest(f"'{where}' must be a list of rows of values, got {array.ndim} levels")
+    if array.dtype.kind in "iuf" and not typed:
+        if array.shape[0] == 0 or array.shape[1] == 0:
+            raise BadRequest(f"'{where}' has empty rows; each row needs one value per feature")
+        return _finite_rows(array.astype(np.float64), where)
+    return _scalars(value, where, names)
+
+
+def _scalars(value: list[Any], where: str, names: list[str] | None) -> np.ndarray:
+    width = len(value[0]) if value and isinstance(value[0], list) else 0
+    if not width:
         raise BadRequest(f"'{where}' has empty rows; each row needs one value per feature")
-    return _finite_rows(array, where)
+    out = np.empty((len(value), width), dtype=object)
+    numbers = True
+    for r, row in enumerate(value):
+        if not isinstance(row, list) or len(row) != width:
+            raise BadRequest(f"'{where}' is ragged: every row must have the same length")
+        for c, v in enumerate(row):
+            if isinstance(v, bool | str):
+                numbers = False
+            elif not isinstance(v, int | float):
+                what = "null" if v is None else "a nested list or object"
+                feature = f"'{names[c]}'" if names else str(c)
+                raise BadRequest(
+                    f"'{where}' row {r}, feature {feature} is {what}; each value must be a "
+                    "number, a string or a boolean"
+                )
+        out[r] = row
+    if numbers:
+        return _finite_rows(out.astype(np.float64), where)
+    return out
 
 
 def _finite_rows(rows: np.ndarray, where: str) -> np.ndarray:

@@ -121,9 +121,10 @@ class Settings(BaseSettings):
         None,
         validation_alias=_env("background_data", "BACKGROUND_DATA"),
         description=(
-            "Background rows: a CSV (header row gives feature names) or .npy file, as a "
-            "local path, s3://bucket/key (KServe's S3 variables), https://… or a "
-            "directory (or S3 prefix) holding one."
+            "Background rows: a CSV (header row gives feature names; text and true/false "
+            "columns are categorical), Parquet or .npy file, as a local path, "
+            "s3://bucket/key (KServe's S3 variables), https://… or a directory (or S3 "
+            "prefix) holding one."
         ),
     )
     background_max_rows: int = Field(
@@ -142,6 +143,22 @@ class Settings(BaseSettings):
         None,
         validation_alias=_env("feature_names", "FEATURE_NAMES"),
         description="Comma-separated feature names.",
+    )
+    categorical_features: Annotated[list[str] | None, NoDecode] = Field(
+        None,
+        validation_alias=_env("categorical_features", "CATEGORICAL_FEATURES"),
+        description=(
+            "Comma-separated features that are categorical though they hold numbers (text "
+            "and booleans in the background, BYTES and BOOL in the metadata are anyway)."
+        ),
+    )
+    integer_features: Annotated[list[str] | None, NoDecode] = Field(
+        None,
+        validation_alias=_env("integer_features", "INTEGER_FEATURES"),
+        description=(
+            "Comma-separated features that take whole numbers only (INT tensors in the "
+            "predictor's metadata are anyway)."
+        ),
     )
     output_names: Annotated[list[str] | None, NoDecode] = Field(
         None,
@@ -267,7 +284,9 @@ class Settings(BaseSettings):
     def _lower(cls, value: Any) -> Any:
         return value.strip().lower() if isinstance(value, str) else value
 
-    @field_validator("feature_names", "output_names", mode="before")
+    @field_validator(
+        "feature_names", "output_names", "categorical_features", "integer_features", mode="before"
+    )
     @classmethod
     def _split(cls, value: Any) -> Any:
         if isinstance(value, str):

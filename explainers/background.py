@@ -24,6 +24,7 @@ from explainers.interface import References
 
 PER_STRATUM = 2  # rows drawn from each stratum: the fewest that give a spread
 MINI_BATCH_ROWS = 20_000
+ONE_HOT_CATEGORIES = 16  # indicators per categorical feature, for the strata
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,7 @@ class Background:
     rows: np.ndarray  # (N, M) float64: the whole background
     strata: np.ndarray  # (N,) int64 stratum of each row; all 0 when every row is used
     size: int  # the most rows one explanation uses
+    categorical: np.ndarray | None = None  # (M,) bool: features holding category codes
 
     @cached_property
     def mean(self) -> np.ndarray:
@@ -51,7 +53,14 @@ class Background:
         out = np.empty((rows.shape[0], rows.shape[1], 4))
         out[:, :, 0] = instance - rows
         out[:, :, 1:] = self._in_quartile(rows)
-        return out, np.column_stack([instance - self.mean, self._quartile_shares])
+        means = np.column_stack([instance - self.mean, self._quartile_shares])
+        if self.categorical is not None and self.categorical.any():
+            # A category's code is no quantity: whether the row's category differs from
+            # the instance's instead (where it does not, the feature's score is 0).
+            cat = np.flatnonzero(self.categorical)
+            out[:, cat, 0] = rows[:, cat] != instance[cat]
+            means[cat, 0] = (self.rows[:, cat] != instance[cat]).mean(axis=0)
+        return out, means
 
     def _in_quartile(self, rows: np.ndarray) -> np.ndarray:
         """(n, M, 3) bool: each value in its feature's 1st, 2nd, 3rd quartile."""
@@ -81,23 +90,44 @@ class Background:
         return PER_STRATUM * (int(self.strata.max()) + 1)
 
 
-def build(data: np.ndarray, size: int, seed: int = 0) -> Background:
-    """``data`` (N, M) → the background, stratified when it has more than ``size`` rows."""
+def build(
+    data: np.ndarray, size: int, seed: int = 0, categorical: np.ndarray | None = None
+) -> Background:
+    """``data`` (N, M) → the background, stratified when it has more than ``size`` rows
+    (``categorical``: the features holding category codes)."""
     data = np.ascontiguousarray(data, dtype=np.float64)
     n = data.shape[0]
     if n == 0:
         raise ValueError("background data has no rows")
     if n <= size:
-        return Background(rows=data, strata=np.zeros(n, dtype=np.int64), size=size)
+        return Background(data, np.zeros(n, dtype=np.int64), size, categorical)
     clusters = max(size // PER_STRATUM, 1)
+    space = _clustered(data, categorical)
     # Strata need only be tight, not optimal: mini-batches past MINI_BATCH_ROWS rows
     # (100 000 rows × 20 features: 1.4 s instead of 15.5 on 2 busy cores).
     if n > MINI_BATCH_ROWS:
-        km = MiniBatchKMeans(clusters, batch_size=4096, n_init=1, random_state=seed).fit(data)
+        km = MiniBatchKMeans(clusters, batch_size=4096, n_init=1, random_state=seed).fit(space)
     else:
-        km = KMeans(n_clusters=clusters, n_init=1, random_state=seed).fit(data)
-    strata = _at_least_two(km.labels_, km.cluster_centers_, data)
-    return Background(rows=data, strata=strata, size=size)
+        km = KMeans(n_clusters=clusters, n_init=1, random_state=seed).fit(space)
+    strata = _at_least_two(km.labels_, km.cluster_centers_, space)
+    return Background(data, strata, size, categorical)
+
+
+def _clustered(data: np.ndarray, categorical: np.ndarray | None) -> np.ndarray:
+    """The space rows are clustered in: a category code is no coordinate, so each
+    categorical feature becomes indicators of its most frequent categories, scaled like
+    a typical continuous feature (any strata keep the draw unbiased; similar rows in a
+    stratum make it precise)."""
+    if categorical is None or not categorical.any():
+        return data
+    numeric = data[:, ~categorical]
+    scale = float(np.median(numeric.std(axis=0))) if numeric.shape[1] else 1.0
+    parts = [numeric]
+    for j in np.flatnonzero(categorical):
+        codes, counts = np.unique(data[:, j], return_counts=True)
+        top = codes[np.argsort(-counts, kind="stable")[:ONE_HOT_CATEGORIES]]
+        parts.append((data[:, j, None] == top[None, :]) * (scale or 1.0))
+    return np.ascontiguousarray(np.hstack(parts))
 
 
 def _at_least_two(labels: np.ndarray, centres: np.ndarray, data: np.ndarray) -> np.ndarray:

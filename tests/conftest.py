@@ -8,6 +8,7 @@ import asyncio
 import os
 import subprocess
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,7 +51,13 @@ class Predictor:
 
 @pytest.fixture(scope="session")
 def served_models() -> dict[str, models.ServedModel]:
-    served = (models.credit(), models.credit_named(), models.forest20(), models.linear20())
+    served = (
+        models.credit(),
+        models.credit_named(),
+        models.forest20(),
+        models.linear20(),
+        models.applicants(),
+    )
     return {m.name: m for m in served}
 
 
@@ -80,17 +87,31 @@ def kserve_v1(
 ) -> Iterator[str]:
     """KServe's Python model server (v1 protocol) serving the credit-score model with
     probabilities, as kserve-sklearnserver does with PREDICT_PROBA=true. Yields host:port."""
+    with running_kserve(served_models["credit"], tmp_path_factory.mktemp("kserve")) as host:
+        yield host
+
+
+@pytest.fixture(scope="session")
+def kserve_applicants(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Any]]:
+    """KServe's model server over v1 serving the mixed-type applicants' model (its
+    pipeline reads rows as kserve-sklearnserver passes them). Yields (host:port, model)."""
+    served = models.applicants_v1()
+    with running_kserve(served, tmp_path_factory.mktemp("kserve-applicants")) as host:
+        yield host, served
+
+
+@contextmanager
+def running_kserve(served: models.ServedModel, root: Path) -> Iterator[str]:
     python = Path(os.environ.get("KSERVE_PYTHON", KSERVE_PYTHON))
     if not python.exists():
         pytest.fail(
             f"kserve's environment not found at {python}: run `make test`, which installs it"
         )
-    root = tmp_path_factory.mktemp("kserve")
-    joblib.dump(served_models["credit"].model, root / "model.joblib")
+    joblib.dump(served.artifact, root / "model.joblib")
     port = free_port()
     env = {
         **os.environ,
-        "MODEL_NAME": "credit",
+        "MODEL_NAME": served.name,
         "MODEL_PATH": str(root / "model.joblib"),
         "HTTP_PORT": str(port),
         "PREDICT_PROBA": "true",
@@ -104,7 +125,7 @@ def kserve_v1(
         stderr=subprocess.STDOUT,
     )
     try:
-        wait_ok(f"http://127.0.0.1:{port}/v1/models/credit", process, seconds=120)
+        wait_ok(f"http://127.0.0.1:{port}/v1/models/{served.name}", process, seconds=120)
         yield f"127.0.0.1:{port}"
     except MLServerError as exc:
         pytest.fail(f"{exc}\n{(root / 'kserve.log').read_text()[-3000:]}")

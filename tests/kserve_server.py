@@ -17,6 +17,7 @@ import kserve
 import numpy as np
 from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
 from kserve.protocol.rest import server as rest_server
+from kserve.utils.utils import get_predict_input
 
 _init = rest_server.RESTServer.__init__
 
@@ -44,7 +45,7 @@ class SKLearnModel(kserve.Model):  # type: ignore[misc]
     def predict(self, payload: Any, headers: dict[str, str] | None = None) -> Any:
         if isinstance(payload, InferRequest):  # v2, JSON or binary tensor data
             return self.predict_v2(payload)
-        instances = np.asarray(payload["instances"], dtype=np.float64)
+        instances = get_predict_input(payload)  # as kserve-sklearnserver reads v1
         if os.environ.get("PREDICT_PROBA", "false").lower() == "true":
             result = self._model.predict_proba(instances)
         else:

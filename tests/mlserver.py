@@ -3,6 +3,7 @@ container — serving scikit-learn models on free loopback ports."""
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import socket
@@ -90,7 +91,13 @@ def start_explainer(
 
 def write_csv(path: Path, rows: np.ndarray, names: list[str] | None) -> None:
     header = ",".join(names) if names else ",".join(f"inputs-{i}" for i in range(rows.shape[1]))
-    np.savetxt(path, rows, delimiter=",", header=header, comments="", fmt="%.17g")
+    if rows.dtype != object:
+        np.savetxt(path, rows, delimiter=",", header=header, comments="", fmt="%.17g")
+        return
+    with path.open("w", newline="") as handle:  # text and booleans: as their text
+        writer = csv.writer(handle)
+        writer.writerow(header.split(","))
+        writer.writerows([repr(v) if isinstance(v, float) else v for v in row] for row in rows)
 
 
 @dataclass(frozen=True)
@@ -107,7 +114,7 @@ def running_mlserver(models: dict[str, ServedModel], root: Path) -> Iterator[Add
     for name, served in models.items():
         folder = root / name
         folder.mkdir(parents=True)
-        joblib.dump(served.model, folder / "model.joblib")
+        joblib.dump(served.artifact, folder / "model.joblib")
         settings = {
             "name": name,
             "implementation": "mlserver_sklearn.SKLearnModel",

@@ -26,6 +26,11 @@ class ServedModel:
     metadata: dict[str, Any] = field(default_factory=dict)
     feature_names: list[str] | None = None
 
+    @property
+    def artifact(self) -> Any:
+        """What the model server loads: the fitted estimator itself."""
+        return getattr(self.model, "pipeline", self.model)
+
     def scores(self, rows: np.ndarray) -> np.ndarray:
         if hasattr(self.model, "predict_proba"):
             return self.model.predict_proba(rows)
@@ -94,6 +99,157 @@ def linear20() -> ServedModel:
     weights = np.linspace(-2.0, 3.0, 20)
     y = x @ weights + 0.5 + rng.normal(scale=0.1, size=1000)
     return ServedModel("linear20", LinearRegression().fit(x, y), x[:800], x[800:])
+
+
+APPLICANT_FEATURES = [
+    "employment",
+    "dependants",
+    "owns_home",
+    "years_at_address",
+    "income",
+    "region",
+]
+APPLICANT_TYPES = {
+    "employment": "BYTES",
+    "dependants": "INT64",
+    "owns_home": "BOOL",
+    "years_at_address": "INT64",
+    "income": "FP64",
+    "region": "BYTES",
+}
+
+
+def applicant_frame(rows: np.ndarray) -> Any:
+    """Rows of the applicants' values (an object array) as the DataFrame the model takes."""
+    import pandas as pd
+
+    frame = pd.DataFrame(rows, columns=APPLICANT_FEATURES)
+    return frame.astype(
+        {
+            "dependants": "int64",
+            "owns_home": "bool",
+            "years_at_address": "int64",
+            "income": "float64",
+        }
+    )
+
+
+@dataclass(frozen=True)
+class ApplicantModel:
+    """A pipeline that one-hot encodes the categories (refusing any it was not fitted on)
+    in front of a booster, called on rows of values as a DataFrame."""
+
+    pipeline: Any
+
+    def predict_proba(self, rows: np.ndarray) -> np.ndarray:
+        return np.asarray(self.pipeline.predict_proba(applicant_frame(rows)))
+
+
+def applicants() -> ServedModel:
+    """Mixed-type credit applications: text, integer, boolean and continuous columns.
+    MLServer serves the scikit-learn pipeline on a DataFrame, one input tensor per column
+    in its own datatype (strings as BYTES decoded to str)."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    rng = np.random.default_rng(21)
+    n = 1500
+    rows = np.empty((n, 6), dtype=object)
+    employment = rng.choice(
+        ["salaried", "self-employed", "contract", "none"], n, p=[0.5, 0.2, 0.2, 0.1]
+    )
+    dependants = rng.integers(0, 5, n)
+    owns_home = rng.random(n) < 0.4
+    years = rng.integers(0, 30, n)
+    income = np.round(rng.lognormal(10.5, 0.5, n), 2)
+    region = rng.choice(["north", "south", "east"], n)
+    logit = (
+        1.2 * (employment == "salaried")
+        - 1.5 * (employment == "none")
+        + 0.8 * owns_home * (region == "south")
+        - 0.3 * dependants
+        + 0.05 * years
+        + 1.0 * (np.log(income) - 10.5)
+    )
+    y = rng.random(n) < 1 / (1 + np.exp(-logit))
+    for j, column in enumerate([employment, dependants, owns_home, years, income, region]):
+        rows[:, j] = column.tolist()
+    categories = ["employment", "owns_home", "region"]
+    pipeline = Pipeline(
+        [
+            (
+                "encode",
+                ColumnTransformer(
+                    [("categories", OneHotEncoder(handle_unknown="error"), categories)],
+                    remainder="passthrough",
+                ),
+            ),
+            ("boost", HistGradientBoostingClassifier(max_iter=60, random_state=0)),
+        ]
+    ).fit(applicant_frame(rows[:1200]), y[:1200])
+    inputs = []
+    for name in APPLICANT_FEATURES:
+        tensor: dict[str, Any] = {"name": name, "datatype": APPLICANT_TYPES[name], "shape": [-1, 1]}
+        if APPLICANT_TYPES[name] == "BYTES":
+            tensor["parameters"] = {"content_type": "str"}
+        inputs.append(tensor)
+    return ServedModel(
+        "applicants",
+        ApplicantModel(pipeline),
+        rows[:1200],
+        rows[1200:],
+        metadata={
+            "inputs": inputs,
+            "outputs": [{"name": "predict_proba", "datatype": "FP64", "shape": [-1, 2]}],
+        },
+        feature_names=APPLICANT_FEATURES,
+    )
+
+
+@dataclass(frozen=True)
+class ArrayApplicantModel:
+    """The applicants' pipeline as kserve-sklearnserver calls it over v1: on
+    ``np.array(instances)``, which makes every value of a mixed row its text."""
+
+    pipeline: Any
+
+    def predict_proba(self, rows: np.ndarray) -> np.ndarray:
+        return np.asarray(self.pipeline.predict_proba(np.array(np.asarray(rows).tolist())))
+
+
+def applicants_v1() -> ServedModel:
+    """The applicants, for KServe's sklearn server over v1: the same data, a pipeline that
+    takes the columns by position, as text."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    served = applicants()
+    labels = served.model.pipeline.predict(applicant_frame(served.train))
+    pipeline = Pipeline(
+        [
+            (
+                "encode",
+                ColumnTransformer(
+                    [
+                        ("categories", OneHotEncoder(handle_unknown="error"), [0, 2, 5]),
+                        ("numbers", StandardScaler(), [1, 3, 4]),
+                    ]
+                ),
+            ),
+            ("boost", HistGradientBoostingClassifier(max_iter=60, random_state=0)),
+        ]
+    ).fit(np.array(served.train.tolist()), labels)
+    return ServedModel(
+        "applicants",
+        ArrayApplicantModel(pipeline),
+        served.train,
+        served.test,
+        feature_names=APPLICANT_FEATURES,
+    )
 
 
 def brute_force_shapley(

@@ -112,7 +112,7 @@ def explain_partition(
     on the worker's engine."""
     plugin = get_worker().plugins[PLUGIN]
     assert isinstance(plugin, EngineOnWorker)
-    rows = read_range(config.input, first, stop)
+    rows = read_range(config.input, first, stop, kinds=runner.column_kinds(plugin.engine))
     done = set(finished)
     todo = np.array([first + i not in done for i in range(len(rows))])
     lines: list[tuple[bytes, bool]] = plugin.call(

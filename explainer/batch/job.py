@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from explainer.background_data import LoadedBackground, load_background_setting
-from explainer.batch.dataset import read_chunks, read_names
+from explainer.batch.dataset import complete, read_chunks, read_names
 from explainer.composition import open_service
 from explainer.engine import Engine
 from explainer.settings import Settings
@@ -49,7 +49,7 @@ def background(settings: Settings, input_path: Path) -> LoadedBackground:
         return LoadedBackground(rows, names, "BACKGROUND_DATA")
     chunks = []
     for _, rows in read_chunks(input_path, 4096):
-        chunks.append(rows[np.isfinite(rows).all(axis=1)])
+        chunks.append(rows[complete(rows)])
         if sum(len(c) for c in chunks) >= BACKGROUND_FROM_INPUT_ROWS:
             break
     data = np.concatenate(chunks)[:BACKGROUND_FROM_INPUT_ROWS]

@@ -2,6 +2,7 @@
 
 Read from the batch journal (JSON Lines), streamed: global importance (mean |SHAP| per
 feature, with its spread), a beeswarm-style plot of SHAP scores against feature values,
+the scores of each categorical feature by category (categories, not a number axis),
 LIME vs SHAP agreement (rank correlation per row, and where they disagree most), and the
 rows with the widest confidence intervals. Plots are matplotlib's, embedded as PNG.
 """
@@ -21,11 +22,13 @@ import orjson
 SECTIONS = (
     ("importance", "Global importance"),
     ("beeswarm", "SHAP scores against feature values"),
+    ("categories", "SHAP scores by category"),
     ("agreement", "LIME and SHAP agreement"),
     ("uncertain", "Rows with the widest confidence intervals"),
 )
 TOP_FEATURES = 12
 TOP_ROWS = 10
+TOP_CATEGORIES = 12
 
 
 @dataclass
@@ -35,9 +38,29 @@ class _Collected:
     rows: list[int] = field(default_factory=list)
     shap: list[list[float]] = field(default_factory=list)
     lime: list[list[float] | None] = field(default_factory=list)
-    values: list[list[float]] = field(default_factory=list)
+    values: list[list[Any]] = field(default_factory=list)  # numbers, strings, booleans
+    kinds: dict[str, str] = field(default_factory=dict)  # the explanation's feature_kinds
     widest: list[float] = field(default_factory=list)
     failed: int = 0
+
+    def categorical(self, j: int) -> bool:
+        name = self.features[j]
+        if name in self.kinds:
+            return self.kinds[name] == "categorical"
+        return any(isinstance(row[j], str | bool) for row in self.values)
+
+    def numbers(self) -> np.ndarray:
+        """(rows, M) the values as numbers, NaN for categories."""
+        return np.array(
+            [
+                [
+                    v if isinstance(v, int | float) and not isinstance(v, bool) else np.nan
+                    for v in row
+                ]
+                for row in self.values
+            ],
+            dtype=np.float64,
+        ).reshape(len(self.values), len(self.features))
 
 
 def collect(journal: Path) -> _Collected:
@@ -58,7 +81,8 @@ def collect(journal: Path) -> _Collected:
             data.shap.append([scores[f]["score"] for f in data.features])
             data.widest.append(max(i["confidence"] for i in scores.values()))
             values = record.get("input") or {}
-            data.values.append([float(values.get(f, np.nan)) for f in data.features])
+            data.values.append([values.get(f, np.nan) for f in data.features])
+            data.kinds = data.kinds or record["SHAP"].get("feature_kinds") or {}
             lime = record.get("LIME", {}).get("saliencies", {}).get(data.output)
             data.lime.append(
                 None
@@ -72,12 +96,13 @@ def write_report(journal: Path, out: Path) -> None:
     data = collect(journal)
     if not data.rows:
         raise ValueError(f"{journal} holds no SHAP explanation to report on")
-    shap, values = np.array(data.shap), np.array(data.values)
+    shap, values = np.array(data.shap), data.numbers()
     importance = np.abs(shap).mean(axis=0)
     order = np.argsort(-importance)[:TOP_FEATURES]
     sections = {
         "importance": _importance(data, shap, order),
         "beeswarm": _beeswarm(data, shap, values, order),
+        "categories": _categories(data, shap, order),
         "agreement": _agreement(data, shap),
         "uncertain": _uncertain(data),
     }
@@ -130,18 +155,55 @@ def _beeswarm(data: _Collected, shap: np.ndarray, values: np.ndarray, order: np.
     rng = np.random.default_rng(0)
 
     def draw(ax: Any) -> None:
+        points = None
         for position, j in enumerate(order[::-1]):
             column = values[:, j]
+            jitter = rng.uniform(-0.3, 0.3, size=len(column))
+            if data.categorical(j):  # no low or high: grey here, by category below
+                ax.scatter(shap[:, j], position + jitter, color="#999", s=8)
+                continue
             low, high = np.nanmin(column), np.nanmax(column)
             colour = (column - low) / (high - low) if high > low else np.full_like(column, 0.5)
-            jitter = rng.uniform(-0.3, 0.3, size=len(column))
             points = ax.scatter(shap[:, j], position + jitter, c=colour, cmap="coolwarm", s=8)
         ax.set_yticks(range(len(order)), [data.features[j] for j in order[::-1]])
         ax.axvline(0, color="#888", linewidth=0.8)
-        ax.set_xlabel("SHAP score (colour: feature value, low blue to high red)")
-        ax.figure.colorbar(points, ax=ax, label="feature value (scaled)")
+        ax.set_xlabel("SHAP score (colour: feature value, low blue to high red; categorical: grey)")
+        if points is not None:
+            ax.figure.colorbar(points, ax=ax, label="feature value (scaled)")
 
     return _figure(draw, height=max(2.5, 0.4 * len(order) + 1))
+
+
+def _categories(data: _Collected, shap: np.ndarray, order: np.ndarray) -> str:
+    """Each categorical feature's SHAP scores, one row of points per category (the most
+    frequent ``TOP_CATEGORIES``), with the category's mean score."""
+    chosen = [j for j in order if data.categorical(j)]
+    if not chosen:
+        return "<p>No categorical features.</p>"
+    rng = np.random.default_rng(0)
+    parts = []
+    for j in chosen:
+        labels = np.array([str(row[j]) for row in data.values], dtype=object)
+        names, counts = np.unique(labels, return_counts=True)
+        shown = names[np.argsort(-counts, kind="stable")[:TOP_CATEGORIES]][::-1]
+
+        def draw(
+            ax: Any, j: int = j, labels: np.ndarray = labels, shown: np.ndarray = shown
+        ) -> None:
+            for position, category in enumerate(shown):
+                scores = shap[labels == category, j]
+                jitter = rng.uniform(-0.3, 0.3, size=len(scores))
+                ax.scatter(scores, position + jitter, color="#4c72b0", s=8)
+                ax.plot([scores.mean()] * 2, [position - 0.4, position + 0.4], color="#c44e52")
+            ax.set_yticks(range(len(shown)), list(shown))
+            ax.axvline(0, color="#888", linewidth=0.8)
+            ax.set_xlabel(f"SHAP score of {data.features[j]} (red: the category's mean)")
+
+        parts.append(
+            f"<h3>{html.escape(data.features[j])}</h3>"
+            + _figure(draw, height=max(2.0, 0.35 * len(shown) + 1))
+        )
+    return "".join(parts)
 
 
 def _agreement(data: _Collected, shap: np.ndarray) -> str:

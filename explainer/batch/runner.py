@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-from explainer.batch.dataset import count_rows, read_chunks
+from explainer.batch.dataset import complete, count_rows, read_chunks
 from explainer.engine import Engine
 from explainer.errors import ClientError
 from explainer.payloads import ExplainParameters, RowsRequest, explanation_body
@@ -91,7 +91,7 @@ async def run(config: BatchConfig, engine: Engine) -> BatchSummary:
     started = time.perf_counter()
     with config.journal.open("ab") as journal:
         wave: list[tuple[int, np.ndarray, np.ndarray]] = []
-        for start, rows in read_chunks(config.input, config.chunk_rows):
+        for start, rows in read_chunks(config.input, config.chunk_rows, column_kinds(engine)):
             todo = np.array([start + i not in done for i in range(len(rows))])
             if todo.any():
                 wave.append((start, rows, todo))
@@ -101,6 +101,11 @@ async def run(config: BatchConfig, engine: Engine) -> BatchSummary:
         if wave:
             write(journal, await _explain_wave(engine, wave), counts, progress)
     return finish(config, progress, counts, len(done), total, started)
+
+
+def column_kinds(engine: Engine) -> list[str] | None:
+    """What each column of the input holds, by the engine's features."""
+    return None if engine.schema is None else engine.schema.column_kinds()
 
 
 async def explain_range(
@@ -162,10 +167,17 @@ async def _explain_chunk(
     engine: Engine, start: int, rows: np.ndarray, todo: np.ndarray
 ) -> list[tuple[bytes, bool]]:
     """Journal lines for the chunk's unfinished rows, in order; bad rows get their error."""
-    valid = np.isfinite(rows).all(axis=1) & todo
+    valid = complete(rows) & todo
     lines: dict[int, tuple[bytes, bool]] = {}
     for i in np.flatnonzero(todo & ~valid).tolist():
         lines[start + i] = (_line(start + i, error="a value is missing or not a number"), False)
+    if rows.dtype == object:  # values the features' kinds rule out fail their row alone
+        for i in np.flatnonzero(valid).tolist():
+            request = RowsRequest(rows[i : i + 1], None, ExplainParameters(), field="")
+            problem = engine.problem(request)
+            if problem is not None:
+                valid[i] = False
+                lines[start + i] = (_line(start + i, error=problem), False)
     index = [start + i for i in np.flatnonzero(valid).tolist()]
     if index:
         try:

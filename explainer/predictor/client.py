@@ -15,13 +15,14 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 
 import numpy as np
 
 from explainer.datatypes import ROW_DATATYPES
 from explainer.errors import PredictorFailed
+from explainer.features import Schema
 from explainer.predictor.coalescing import Coalescer
 from explainer.predictor.metadata import PROBA_OUTPUT, ModelMetadata
 from explainer.predictor.scoring import Scoring
@@ -89,11 +90,21 @@ class PredictorClient:
             input_name=metadata.input_name or self.layout.input_name,
             datatype=datatype,
             columns=metadata.feature_names,
+            schema=self.layout.schema,
         )
         if not self._output_settled and metadata.outputs:
             self._output = PROBA_OUTPUT if PROBA_OUTPUT in metadata.outputs else None
             self._output_settled = True
         return metadata
+
+    def use_schema(self, schema: Schema) -> None:
+        """Send rows of ``schema``'s mixed features one tensor per feature, in the model's
+        own types (by the features' names where the metadata declares no tensors)."""
+        if not schema.mixed:
+            return
+        self.layout = replace(
+            self.layout, columns=self.layout.columns or tuple(schema.names), schema=schema
+        )
 
     async def settle_output(self, probe: np.ndarray) -> None:
         """No metadata named the outputs: ask for probabilities once, and keep the
@@ -109,7 +120,7 @@ class PredictorClient:
         log.info("explaining predictor output %s", self._output or "(model default)")
 
     def rows_per_call(self, features: int) -> int:
-        limit = self.transport.rows_per_call(features, self.layout.datatype)
+        limit = self.transport.rows_per_call(self.layout.row_bytes(features))
         return max(1, min(self.policy.max_batch, limit or self.policy.max_batch))
 
     async def infer(self, rows: np.ndarray) -> np.ndarray:

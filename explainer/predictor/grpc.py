@@ -15,6 +15,7 @@ from tritonclient.utils import InferenceServerException
 
 from explainer.datatypes import V2_TO_NUMPY
 from explainer.errors import PredictorFailed, PredictorTimeout, PredictorUnavailable
+from explainer.features import ColumnTensor
 from explainer.predictor.metadata import ModelMetadata
 from explainer.predictor.retry import Transient, with_retries
 from explainer.predictor.transport import Layout, Transport, checked_scores, unavailable
@@ -53,9 +54,8 @@ class GrpcV2(Transport):
     async def close(self) -> None:
         await self._client.close()
 
-    def rows_per_call(self, features: int, datatype: str) -> int:
-        itemsize = V2_TO_NUMPY[datatype].itemsize
-        fit = (self._max_message_bytes - _MESSAGE_OVERHEAD_BYTES) // (features * itemsize)
+    def rows_per_call(self, row_bytes: int) -> int:
+        fit = (self._max_message_bytes - _MESSAGE_OVERHEAD_BYTES) // max(row_bytes, 1)
         return max(1, fit)
 
     async def fetch_metadata(self) -> ModelMetadata:
@@ -78,18 +78,16 @@ class GrpcV2(Transport):
             return False
 
     async def score(self, rows: np.ndarray, output: str | None, layout: Layout) -> np.ndarray:
-        encoded = np.ascontiguousarray(rows, dtype=V2_TO_NUMPY[layout.datatype])
         parameters = None
         if layout.columns is None:
+            encoded = np.ascontiguousarray(rows, dtype=V2_TO_NUMPY[layout.datatype])
             tensors = [InferInput(layout.input_name, list(rows.shape), layout.datatype)]
             tensors[0].set_data_from_numpy(encoded)
+            sent = encoded.nbytes
         else:  # one tensor per feature, read back as a table (MLServer's pandas codec)
-            tensors = []
-            for j, name in enumerate(layout.columns):
-                tensor = InferInput(name, [rows.shape[0], 1], layout.datatype)
-                tensor.set_data_from_numpy(np.ascontiguousarray(encoded[:, j : j + 1]))
-                tensors.append(tensor)
+            tensors = [_column(column, rows.shape[0]) for column in layout.tensors(rows, raw=True)]
             parameters = {"content_type": "pd"}
+            sent = sum(len(t._get_content() or b"") for t in tensors)
         outputs = [InferRequestedOutput(output)] if output is not None else None
 
         async def attempt(seconds: float) -> Any:
@@ -115,7 +113,7 @@ class GrpcV2(Transport):
             raise PredictorFailed("predictor answered with no output tensor")
         name = output if output is not None else response.outputs[0].name
         values = result.as_numpy(name)
-        self.bytes_sent += encoded.nbytes
+        self.bytes_sent += sent
         self.bytes_received += 0 if values is None else values.nbytes
         if values is None:
             raise PredictorFailed(f"predictor answered without the output '{name}'")
@@ -143,3 +141,17 @@ class GrpcV2(Transport):
             f"{detail}",
             upstream_status=upstream,
         )
+
+
+def _column(column: ColumnTensor, n: int) -> InferInput:
+    """One feature's tensor. BYTES go as their v2 binary form built from the categories
+    (``ColumnTensor.raw``: tritonclient's own serialiser loops over every value in
+    Python), with the content type that makes MLServer decode them to str, not bytes."""
+    tensor = InferInput(column.name, [n, 1], column.datatype)
+    if column.raw is not None:
+        tensor._raw_content = column.raw  # what set_data_from_numpy would have stored
+    else:
+        tensor.set_data_from_numpy(column.values.reshape(n, 1))
+    for key, value in (column.parameters or {}).items():
+        tensor._input.parameters[key].string_param = value
+    return tensor

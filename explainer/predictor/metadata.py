@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from explainer.features import Declared
+
 # The output name under which model servers offer class probabilities.
 PROBA_OUTPUT = "predict_proba"
 
@@ -12,13 +14,16 @@ PROBA_OUTPUT = "predict_proba"
 @dataclass(frozen=True)
 class ModelMetadata:
     """A model may declare one input tensor per feature (each one column wide): then those
-    tensors' names are the feature names, and rows travel as one tensor per column."""
+    tensors' names are the feature names, their datatypes say the features' kinds
+    (``explainer.features``), and rows travel as one tensor per column."""
 
     input_name: str | None = None
     input_datatype: str | None = None
     features: int | None = None
     outputs: tuple[str, ...] = ()
     feature_names: tuple[str, ...] | None = None  # one input tensor per feature
+    # with each one's datatype and content-type parameter
+    feature_types: tuple[Declared, ...] = ()
     output_widths: dict[str, int | None] = field(default_factory=dict)  # declared columns
 
     @classmethod
@@ -36,6 +41,7 @@ class ModelMetadata:
                 features=len(inputs),
                 outputs=outputs,
                 feature_names=tuple(str(i.get("name")) for i in inputs),
+                feature_types=tuple(_declared(i) for i in inputs),
                 output_widths=widths,
             )
         width = _width(first.get("shape"))
@@ -51,6 +57,17 @@ class ModelMetadata:
         """The declared name of a one-column output (``output`` or, if None, the first)."""
         name = output if output is not None else (self.outputs[0] if self.outputs else None)
         return name if name is not None and self.output_widths.get(name) == 1 else None
+
+
+def _declared(tensor: dict[str, Any]) -> Declared:
+    parameters = tensor.get("parameters") or {}
+    content_type = parameters.get("content_type") if isinstance(parameters, dict) else None
+    datatype = tensor.get("datatype")
+    return Declared(
+        str(tensor.get("name")),
+        str(datatype) if datatype else None,
+        str(content_type) if content_type else None,
+    )
 
 
 def _width(shape: Any) -> int | None:

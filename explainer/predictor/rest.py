@@ -22,6 +22,7 @@ from explainer.errors import (
     PredictorTimeout,
     PredictorUnavailable,
 )
+from explainer.features import ColumnTensor
 from explainer.predictor.metadata import ModelMetadata
 from explainer.predictor.retry import Transient, with_retries
 from explainer.predictor.transport import Layout, Transport, checked_scores, unavailable
@@ -178,11 +179,12 @@ class V2Rest(RestTransport):
         return answer is not None and answer[0] == 200
 
     async def score(self, rows: np.ndarray, output: str | None, layout: Layout) -> np.ndarray:
-        encoded = encode_rows(rows, layout)
         if self.binary and layout.columns is None:
+            encoded = encode_rows(rows, layout)
             return await self._score_binary(encoded, output, layout)
         request: dict[str, Any]
         if layout.columns is None:
+            encoded = encode_rows(rows, layout)
             tensor = {
                 "name": layout.input_name,
                 "shape": list(rows.shape),
@@ -191,15 +193,7 @@ class V2Rest(RestTransport):
             request = {"inputs": [{**tensor, "datatype": layout.datatype}]}
         else:  # one tensor per feature, read back as a table (MLServer's pandas codec)
             request = {
-                "inputs": [
-                    {
-                        "name": name,
-                        "shape": [rows.shape[0], 1],
-                        "datatype": layout.datatype,
-                        "data": np.ascontiguousarray(encoded[:, j]),
-                    }
-                    for j, name in enumerate(layout.columns)
-                ],
+                "inputs": [_column(tensor, rows.shape[0]) for tensor in layout.tensors(rows)],
                 "parameters": {"content_type": "pd"},
             }
         if output is not None:
@@ -269,9 +263,11 @@ class V1Rest(RestTransport):
             return False
 
     async def score(self, rows: np.ndarray, output: str | None, layout: Layout) -> np.ndarray:
-        payload = orjson.dumps(
-            {"instances": encode_rows(rows, layout)}, option=orjson.OPT_SERIALIZE_NUMPY
-        )
+        if layout.schema is not None and layout.schema.mixed:  # rows of mixed JSON values
+            instances: Any = layout.schema.values(rows)
+        else:
+            instances = encode_rows(rows, layout)
+        payload = orjson.dumps({"instances": instances}, option=orjson.OPT_SERIALIZE_NUMPY)
         status, body, _ = await self.request("POST", f"{self.model_url}:predict", payload)
         self.bytes_sent += len(payload)
         self.bytes_received += len(body)
@@ -285,6 +281,20 @@ class V1Rest(RestTransport):
                 "predictor answered 200 with a body that is not a v1 prediction response"
             ) from None
         return checked_scores(values, rows.shape[0])
+
+
+def _column(tensor: ColumnTensor, n: int) -> dict[str, Any]:
+    """One feature's v2 tensor as JSON (strings as a list: orjson writes no object array)."""
+    data = tensor.values.tolist() if tensor.values.dtype == object else tensor.values
+    body: dict[str, Any] = {
+        "name": tensor.name,
+        "shape": [n, 1],
+        "datatype": tensor.datatype,
+        "data": data,
+    }
+    if tensor.parameters:
+        body["parameters"] = tensor.parameters
+    return body
 
 
 async def _slices(payload: bytes) -> AsyncIterator[memoryview]:

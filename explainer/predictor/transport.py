@@ -10,18 +10,42 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from explainer.datatypes import V2_TO_NUMPY
 from explainer.errors import PredictorFailed, PredictorUnavailable
+from explainer.features import ColumnTensor, Schema
 from explainer.predictor.metadata import ModelMetadata
 
 
 @dataclass(frozen=True)
 class Layout:
     """How rows travel: as one tensor ``input_name`` of ``datatype``, or (``columns``)
-    one tensor per feature, read back as a table (MLServer's pandas codec)."""
+    one tensor per feature, read back as a table (MLServer's pandas codec) — with a
+    ``schema`` of mixed features, each in the model's own type (``explainer.features``;
+    ``datatype`` is then the continuous features')."""
 
     input_name: str = "input-0"
     datatype: str = "FP64"
     columns: tuple[str, ...] | None = None
+    schema: Schema | None = None
+
+    def row_bytes(self, features: int) -> int:
+        """The most bytes one row takes on the wire, in binary form."""
+        itemsize = V2_TO_NUMPY[self.datatype].itemsize
+        if self.schema is None or not self.schema.mixed:
+            return features * itemsize
+        return sum(f.wire_bytes(itemsize) for f in self.schema.features)
+
+    def tensors(self, rows: np.ndarray, raw: bool = False) -> list[ColumnTensor]:
+        """One tensor per column (``columns`` is set); ``raw``: with BYTES tensors' v2
+        binary form."""
+        assert self.columns is not None
+        if self.schema is not None and self.schema.mixed:
+            return self.schema.tensors(rows, self.datatype, raw)
+        encoded = np.ascontiguousarray(rows, dtype=V2_TO_NUMPY[self.datatype])
+        return [
+            ColumnTensor(name, self.datatype, np.ascontiguousarray(encoded[:, j]))
+            for j, name in enumerate(self.columns)
+        ]
 
 
 class Transport(ABC):
@@ -52,8 +76,9 @@ class Transport(ABC):
         """Release what the transport holds (most hold nothing of their own)."""
         return None
 
-    def rows_per_call(self, features: int, datatype: str) -> int | None:
-        """The most rows one call can carry, if the protocol limits it (gRPC's message)."""
+    def rows_per_call(self, row_bytes: int) -> int | None:
+        """The most rows of ``row_bytes`` one call can carry, if the protocol limits it
+        (gRPC's message)."""
         return None
 
 

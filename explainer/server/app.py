@@ -124,7 +124,7 @@ async def _warm(runtime: Runtime) -> None:
         # output to explain and runs every path once (allocation, encoding, the
         # predictor's own first large call), so the first request is like any other.
         try:
-            await engine.explain(RowsRequest(probe, None, ExplainParameters()))
+            await engine.explain(RowsRequest(probe, None, ExplainParameters(), encoded=True))
         except ExplainerError as exc:
             log.warning("warm-up explanation failed: %s", exc.message)
         except Exception:  # a bug must not keep the service from ever being ready

@@ -1,20 +1,26 @@
-"""Numeric rows: the masker for ``(M,)`` float64 instances, one segment per feature.
+"""Tabular rows: the masker for ``(M,)`` float64 instances, one segment per feature.
+
+Every row is numeric here: a categorical feature holds the code of its category
+(``explainer.features`` turns codes into the model's strings and booleans on the way to
+the predictor), so substituting and drawing codes is substituting and drawing categories.
 
 KernelSHAP's references are background rows (all of them, or a stratified sample:
 ``explainers.background``); a coalition on a background row takes the instance's value
 where the coalition holds the feature and the row's elsewhere (interventional Shapley
-values). Each feature's control variates are the instance's difference from the row
-(the scores of a linear model are exactly proportional to it) and which quartile of the
-feature the row's value falls in, whose means over the whole background are known.
+values): every value the model sees is the instance's or a background row's. Each
+feature's control variates (``Background.controls``) have known means over the whole
+background.
 
-LIME's perturbations follow the lime package's tabular scheme: every feature is
-discretised into the quartile bins of the training (background) data; a perturbed
+LIME's perturbations follow the lime package's tabular scheme: every continuous feature
+is discretised into the quartile bins of the training (background) data; a perturbed
 value draws a bin from the bins' training frequencies and a value from a normal with
 that bin's training mean and std, truncated to the bin. One uniform per value picks
-both (``kernels.lime_perturbations``). The binary representation is 1 where a value
-shares the instance's bin, and the kernel is lime's exponential one of width 0.75·√M
-on it. ``controls`` adds control variates for what the binary representation leaves
-out (which other bin, where in a bin).
+both (``kernels.lime_perturbations``). A categorical feature's bins are its categories
+(lime's categorical scheme: a category drawn with its training frequency, the value
+itself); an integer feature's value is rounded to a whole number of its bin. The
+binary representation is 1 where a value shares the instance's bin, and the kernel is
+lime's exponential one of width 0.75·√M on it. ``controls`` adds control variates for
+what the binary representation leaves out (which other bin, where in a bin).
 """
 
 from __future__ import annotations
@@ -33,30 +39,58 @@ MAX_BINS = 4
 
 @dataclass(frozen=True)
 class LimeStatistics:
-    """Quartile bins of the training data, per feature, padded to ``MAX_BINS``."""
+    """LIME's bins of the training data, per feature, padded to a common width: the
+    quartile bins of a continuous or integer feature, the categories of a categorical
+    one (lime's categorical scheme: each drawn with its training frequency)."""
 
-    quartiles: tuple[np.ndarray, ...]  # per feature: unique bin borders (≤ 3)
-    bin_cdf: np.ndarray  # (M, MAX_BINS) cumulative frequency of each bin
-    bin_lo: np.ndarray  # (M, MAX_BINS)
+    borders: tuple[np.ndarray, ...]  # per feature: unique quartiles (≤ 3), or the categories
+    bin_cdf: np.ndarray  # (M, B) cumulative frequency of each bin
+    bin_lo: np.ndarray  # (M, B)
     bin_hi: np.ndarray
     bin_mean: np.ndarray
     bin_std: np.ndarray
     rows: int
+    categorical: np.ndarray  # (M,) bool
+    integer: np.ndarray  # (M,) bool: values rounded, within the bin's whole numbers
+    int_lo: np.ndarray  # (M, B) each bin's smallest and largest whole number
+    int_hi: np.ndarray
 
     @classmethod
-    def from_training(cls, data: np.ndarray) -> LimeStatistics:
+    def from_training(
+        cls,
+        data: np.ndarray,
+        categorical: np.ndarray | None = None,
+        integer: np.ndarray | None = None,
+    ) -> LimeStatistics:
         data = np.asarray(data, dtype=np.float64)
         n, m = data.shape
         if n == 0:
             raise ValueError("LIME needs at least one training row")
-        shape = (m, MAX_BINS)
+        categorical = np.zeros(m, bool) if categorical is None else np.asarray(categorical, bool)
+        integer = np.zeros(m, bool) if integer is None else np.asarray(integer, bool) & ~categorical
+        borders = [
+            np.unique(data[:, j])
+            if categorical[j]
+            else np.unique(np.percentile(data[:, j], [25, 50, 75]))
+            for j in range(m)
+        ]
+        # One more than the most bins: an instance's category unseen in training is a
+        # bin of its own that is never drawn.
+        width = max(MAX_BINS, max(len(b) + 1 for b in borders))
+        shape = (m, width)
         cdf, lo, hi = np.ones(shape), np.zeros(shape), np.zeros(shape)
         mean, std = np.zeros(shape), np.ones(shape)
-        quartiles = []
         for j in range(m):
             column = data[:, j]
-            qts = np.unique(np.percentile(column, [25, 50, 75]))
-            quartiles.append(qts)
+            if categorical[j]:
+                cats = borders[j]
+                counts = np.bincount(np.searchsorted(cats, column), minlength=len(cats))
+                k = len(cats)
+                cdf[j, :k] = np.cumsum(counts) / n
+                lo[j, :k] = hi[j, :k] = mean[j, :k] = cats
+                std[j, :k] = 1e-11  # a bin of one value: it is drawn as it is
+                continue
+            qts = borders[j]
             bins = np.searchsorted(qts, column)
             n_bins = len(qts) + 1
             counts = np.bincount(bins, minlength=n_bins).astype(np.float64)
@@ -72,13 +106,31 @@ class LimeStatistics:
                 else:
                     mean[j, b] = std[j, b] = 0.0
                 std[j, b] += 1e-11  # lime's guard against a zero-width bin
-        return cls(tuple(quartiles), cdf, lo, hi, mean, std, rows=n)
+        # Bin 0 is [min, q₁], bin k > 0 is (q_k, q_k+1]: its whole numbers start above q_k.
+        int_lo = np.floor(lo) + 1.0
+        int_lo[:, 0] = np.ceil(lo[:, 0])
+        int_hi = np.floor(hi)
+        return cls(tuple(borders), cdf, lo, hi, mean, std, n, categorical, integer, int_lo, int_hi)
 
     def bins_of(self, instance: np.ndarray) -> np.ndarray:
-        return np.array(
-            [np.searchsorted(q, v) for q, v in zip(self.quartiles, instance, strict=True)],
-            dtype=np.int64,
-        )
+        bins = np.empty(len(self.borders), dtype=np.int64)
+        for j, (borders, value) in enumerate(zip(self.borders, instance, strict=True)):
+            b = int(np.searchsorted(borders, value))
+            if self.categorical[j] and (b == len(borders) or borders[b] != value):
+                b = len(borders)  # a category training never saw
+            bins[j] = b
+        return bins
+
+    def integral(self, rows: np.ndarray, bins: np.ndarray) -> None:
+        """Round the integer features of perturbed ``rows`` in place, each to a whole
+        number of the bin it was drawn in."""
+        columns = np.flatnonzero(self.integer)
+        if not columns.size:
+            return
+        chosen = bins[:, columns]
+        low = np.take_along_axis(self.int_lo[columns].T, chosen, axis=0)
+        high = np.take_along_axis(self.int_hi[columns].T, chosen, axis=0)
+        rows[:, columns] = np.clip(np.round(rows[:, columns]), low, high)
 
 
 class NumericRows:
@@ -165,6 +217,7 @@ class NumericRows:
             stats.bin_std,
             np.ascontiguousarray(padded),
         )
+        stats.integral(rows, bins)
         offset = 0 if with_instance else 1
         return Perturbations(
             rows[offset:],
@@ -187,7 +240,8 @@ def controls(
 
     * which other bin a value fell in when it left the instance's:
       1[bin_j = k] − q_k (1 − b_j), with q_k the bin's share of the other bins (one
-      such bin left out, as they sum to 1 − b_j);
+      such bin left out, as they sum to 1 − b_j; of a categorical feature's categories,
+      only the most frequent: each column has mean zero on its own);
     * where in its bin it fell: (2·position − 1) · 1[bin_j = k] for every bin k of
       non-zero width.
 
@@ -202,6 +256,8 @@ def controls(
     for j in range(bins.shape[1]):
         occupied = np.flatnonzero(frequency[j] > 0)
         others = occupied[occupied != instance_bins[j]]
+        if len(others) > MAX_BINS:  # a categorical feature: its most frequent categories
+            others = others[np.argsort(-frequency[j, others], kind="stable")[:MAX_BINS]]
         for k in others[:-1]:
             features.append(j)
             spec_bins.append(k)

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from explainer.background_data import BackgroundStore, load_background
+from explainer.background_data import BLOCK_ROWS, BackgroundStore, load_background
 
 
 def test_csv_with_header_gives_names(tmp_path: Path) -> None:
@@ -40,7 +40,7 @@ def test_directory_holding_one_data_file(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("content", "words"),
     [
-        ("a,b\n1,x\n", "line 2"),
+        ("a,b\n1,x\n2,\n", "line 3 has a missing value"),
         ("1,2\n3\n", "line 2"),
         ("a,b\n", "non-empty"),
         ("1,nan\n", "non-finite"),
@@ -51,6 +51,34 @@ def test_bad_csv_is_named(tmp_path: Path, content: str, words: str) -> None:
     path.write_text(content)
     with pytest.raises(ValueError, match=words):
         load_background(str(path))
+
+
+def test_csv_with_text_and_booleans_is_a_table_of_values(tmp_path: Path) -> None:
+    path = tmp_path / "train.csv"
+    path.write_text("job,age,owner\nclerk,30,true\n nurse ,41,False\n")
+    rows, names = load_background(str(path))
+    assert names == ["job", "age", "owner"]
+    assert rows.dtype == object
+    assert rows.tolist() == [["clerk", 30.0, True], ["nurse", 41.0, False]]
+
+
+def test_csv_column_that_turns_to_text_later_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "train.csv"
+    lines = ["a,b"] + [f"{i},x" for i in range(BLOCK_ROWS)] + ["oops,y"]
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(ValueError, match=rf"line {BLOCK_ROWS + 2}: 'a' is 'oops'"):
+        load_background(str(path))
+
+
+def test_parquet_with_string_columns(tmp_path: Path) -> None:
+    import pandas as pd
+
+    path = tmp_path / "train.parquet"
+    frame = pd.DataFrame({"job": ["clerk", "nurse"], "age": [30, 41], "owner": [True, False]})
+    frame.to_parquet(path)
+    rows, names = load_background(str(path))
+    assert names == ["job", "age", "owner"]
+    assert rows.tolist() == [["clerk", 30.0, True], ["nurse", 41.0, False]]
 
 
 def store(capacity: int = 100, shap_size: int = 10) -> BackgroundStore:

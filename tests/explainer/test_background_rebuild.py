@@ -26,10 +26,12 @@ class GatedBuild:
         self.started = threading.Event()
         self.gate = threading.Event()
 
-    def __call__(self, data: np.ndarray, size: int, seed: int) -> Background:
+    def __call__(
+        self, data: np.ndarray, size: int, seed: int, categorical: np.ndarray | None
+    ) -> Background:
         self.started.set()
         self.gate.wait(HANG_GUARD_SECONDS)
-        return build(data, size, seed)
+        return build(data, size, seed, categorical)
 
 
 def test_observe_does_not_wait_for_a_rebuild_in_progress() -> None:

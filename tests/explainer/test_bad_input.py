@@ -26,19 +26,24 @@ CASES: list[tuple[str, bytes, int, tuple[str, ...]]] = [
     ),
     ("extra top-level key", orjson.dumps({"instances": [ROW], "foo": 1}), 400, ("foo",)),
     ("ragged rows", orjson.dumps({"instances": [ROW, ROW[:4]]}), 400, ("ragged",)),
-    ("strings", orjson.dumps({"instances": [["a", "b", "c", "d", "e"]]}), 400, ("numbers",)),
+    (
+        "strings",
+        orjson.dumps({"instances": [["a", "b", "c", "d", "e"]]}),
+        400,
+        ("feature 'Income Level'", "continuous", "CATEGORICAL_FEATURES"),
+    ),
     (
         "numeric strings",
         orjson.dumps({"instances": [["1", "2", "3", "4", "5"]]}),
         400,
-        ("numbers",),
+        ("feature 'Income Level'", "takes a number"),
     ),
-    ("nulls", orjson.dumps({"instances": [[None, 1, 2, 3, 4]]}), 400, ("numbers",)),
+    ("nulls", orjson.dumps({"instances": [[None, 1, 2, 3, 4]]}), 400, ("row 0, feature 0", "null")),
     (
         "booleans",
         orjson.dumps({"instances": [[True, False, True, True, False]]}),
         400,
-        ("numbers",),
+        ("continuous", "takes a number"),
     ),
     ("NaN literal", b'{"instances": [[NaN, 1, 2, 3, 4]]}', 400, ("NaN",)),
     ("Infinity literal", b'{"instances": [[Infinity, 1, 2, 3, 4]]}', 400, ("JSON",)),
@@ -77,7 +82,7 @@ CASES: list[tuple[str, bytes, int, tuple[str, ...]]] = [
             {"inputs": [{"name": "x", "shape": [5], "datatype": "FP64", "data": ROW}] * 2}
         ),
         400,
-        ("one tensor",),
+        ("same name",),
     ),
     (
         "unknown explainer type",

@@ -112,7 +112,7 @@ def test_bad_rows_are_recorded_and_the_run_goes_on(files: dict[str, Path], tmp_p
     journal = records(Path(f"{out}.jsonl"))
     assert [r["row"] for r in journal] == list(range(24))
     assert journal[2] == {"row": 2, "error": "a value is missing or not a number"}
-    assert "SHAP" in journal[5]
+    assert all("SHAP" in journal[r] for r in range(24) if r != 2)
     table = pq.read_table(out).to_pandas()
     assert list(table.columns) == ["row", "explainer", "output", "feature", "score", "confidence"]
     assert len(table) == 23 * 2 * 2 * 5  # rows × explainers × outputs × features
