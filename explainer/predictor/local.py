@@ -41,7 +41,11 @@ class LocalModel(Transport):
         if method is None:
             raise PredictorFailed(f"the model has no method '{output}'")
         table: Any = rows
-        if self._columns is not None:  # fitted on a table: give it one, with its column names
+        if layout.schema is not None and layout.schema.mixed and layout.columns is not None:
+            import pandas as pd  # mixed features: a table of the model's own types
+
+            table = pd.DataFrame({t.name: t.values for t in layout.tensors(rows)})
+        elif self._columns is not None:  # fitted on a table: give it one, with its names
             import pandas as pd
 
             table = pd.DataFrame(rows, columns=list(self._columns))
