@@ -13,7 +13,7 @@ LOCUST_VENV := .venv-locust
 PYSPY_VENV := .venv-pyspy
 
 # docs/settings.md is generated from explainer/settings.py (tests/test_docs.py checks it).
-.PHONY: demo test lint typecheck audit unit soak clean docs bench bench-defaults bench-startup bench-accuracy bench-batch bench-background bench-unseen profile
+.PHONY: demo test lint typecheck audit unit soak clean docs bench bench-defaults bench-startup bench-accuracy bench-batch bench-background bench-unseen bench-mixed profile
 
 $(VENV)/.runtime: pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -69,6 +69,10 @@ bench: $(VENV)/.test $(MLSERVER_VENV)/.installed
 # The last part of `make bench` alone: speed at the defaults against shap and lime as written.
 bench-defaults: $(VENV)/.test $(MLSERVER_VENV)/.installed
 	MLSERVER_BIN=$(CURDIR)/$(MLSERVER_VENV)/bin/mlserver $(BIN)/python -m bench.perf.defaults
+
+# What mixed-type rows (text, booleans, integers) cost the explainer against numeric ones.
+bench-mixed: $(VENV)/.test $(MLSERVER_VENV)/.installed
+	MLSERVER_BIN=$(CURDIR)/$(MLSERVER_VENV)/bin/mlserver $(BIN)/python -m bench.perf.mixed
 
 bench-startup: $(VENV)/.test $(MLSERVER_VENV)/.installed
 	MLSERVER_BIN=$(CURDIR)/$(MLSERVER_VENV)/bin/mlserver $(BIN)/python -m bench.startup
