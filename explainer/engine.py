@@ -169,6 +169,8 @@ class Engine:
         # the predictor's metadata; without either, from the settings at the first request.
         self.schema = schema
         if schema is not None:
+            if schema.mixed:
+                log.info("features: %s", schema.kinds)
             predictor.use_schema(schema)
         # Rows planned at once, across requests: twice the predictor's calls in flight.
         self.budget = RowBudget(

@@ -252,6 +252,57 @@ def applicants_v1() -> ServedModel:
     )
 
 
+REVIEWS = [
+    ("a truly wonderful film with a great cast", 1),
+    ("not good at all and the plot was dull", 0),
+    ("great acting but not a great story", 0),
+    ("wonderful and moving, I loved it", 1),
+    ("dull, slow and not worth the time", 0),
+    ("the cast was great and the story moving", 1),
+    ("not bad at all, actually quite good", 1),
+    ("a bad film with bad acting", 0),
+    ("I loved the story but the ending was bad", 1),
+    ("slow, dull and bad", 0),
+]
+
+
+@dataclass(frozen=True)
+class TextModel:
+    """A text classifier called on an array of texts (what the explainer builds)."""
+
+    pipeline: Any
+
+    def predict_proba(self, texts: Any) -> np.ndarray:
+        return np.asarray(self.pipeline.predict_proba(list(texts)))
+
+
+def reviews() -> ServedModel:
+    """Sentiment of film reviews: TF-IDF over words and bigrams (so words interact) and a
+    logistic regression, taking one BYTES tensor of texts."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+
+    texts, labels = zip(*REVIEWS, strict=True)
+    pipeline = Pipeline(
+        [("tfidf", TfidfVectorizer(ngram_range=(1, 2))), ("lr", LogisticRegression(C=10))]
+    ).fit(list(texts) * 3, list(labels) * 3)
+    rows = np.empty(len(texts), dtype=object)
+    rows[:] = list(texts)
+    return ServedModel(
+        "reviews",
+        TextModel(pipeline),
+        rows,
+        rows,
+        metadata={
+            "inputs": [
+                {"name": "text", "datatype": "BYTES", "shape": [-1], "parameters": {"content_type": "str"}}
+            ],
+            "outputs": [{"name": "predict_proba", "datatype": "FP64", "shape": [-1, 2]}],
+        },
+    )
+
+
 def brute_force_shapley(
     f: Callable[[np.ndarray], np.ndarray], x: np.ndarray, background: np.ndarray
 ) -> np.ndarray:

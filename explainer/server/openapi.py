@@ -13,7 +13,9 @@ from typing import Any
 from explainer import __version__
 from explainer.payloads import ExplainParameters
 
-NUMBER_ROW = {"type": "array", "items": {"type": "number"}, "minItems": 1}
+# A feature's value: a number, or for a categorical feature a string or a boolean.
+VALUE = {"type": ["number", "string", "boolean"]}
+ROW = {"type": "array", "items": VALUE, "minItems": 1}
 ERROR = {
     "type": "object",
     "required": ["error"],
@@ -56,8 +58,8 @@ def _rows_request() -> dict[str, Any]:
                         "minItems": 1,
                         "items": {
                             "oneOf": [
-                                NUMBER_ROW,
-                                {"type": "object", "additionalProperties": {"type": "number"}},
+                                ROW,
+                                {"type": "object", "additionalProperties": VALUE},
                             ]
                         },
                     }
@@ -70,7 +72,7 @@ def _rows_request() -> dict[str, Any]:
                         "type": "object",
                         "required": ["ndarray"],
                         "properties": {
-                            "ndarray": {"type": "array", "minItems": 1, "items": NUMBER_ROW},
+                            "ndarray": {"type": "array", "minItems": 1, "items": ROW},
                             "names": {"type": "array", "items": {"type": "string"}},
                         },
                     }

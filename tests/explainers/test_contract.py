@@ -33,7 +33,19 @@ def numeric(seed: int = 0) -> Masker:
     return NumericRows(data[0], build(data[1:9], 8), LimeStatistics.from_training(data[1:]))
 
 
-MASKERS: dict[str, Callable[[], Masker]] = {"numeric rows": numeric}
+def mixed(seed: int = 0) -> Masker:
+    """Rows whose first three features are categorical (codes 0–3) and the next two
+    integers: the same masker, with lime's categorical scheme and whole numbers."""
+    data = np.random.default_rng(seed).normal(size=(200, M))
+    data[:, :3] = np.floor(np.abs(data[:, :3]) * 2).clip(0, 3)
+    data[:, 3:5] = np.round(data[:, 3:5] * 3)
+    categorical = np.arange(M) < 3
+    integer = (np.arange(M) >= 3) & (np.arange(M) < 5)
+    statistics = LimeStatistics.from_training(data[1:], categorical, integer)
+    return NumericRows(data[0], build(data[1:9], 8, categorical=categorical), statistics)
+
+
+MASKERS: dict[str, Callable[[], Masker]] = {"numeric rows": numeric, "mixed rows": mixed}
 CASES = [(e, m) for e in EXPLAINERS for m in MASKERS]
 IDS = [f"{e.name}-{m}" for e, m in CASES]
 
