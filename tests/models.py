@@ -296,7 +296,12 @@ def reviews() -> ServedModel:
         rows,
         metadata={
             "inputs": [
-                {"name": "text", "datatype": "BYTES", "shape": [-1], "parameters": {"content_type": "str"}}
+                {
+                    "name": "text",
+                    "datatype": "BYTES",
+                    "shape": [-1],
+                    "parameters": {"content_type": "str"},
+                }
             ],
             "outputs": [{"name": "predict_proba", "datatype": "FP64", "shape": [-1, 2]}],
         },
