@@ -28,9 +28,11 @@ from explainer.errors import BadRequest, ClientError, PayloadTooLarge, Predictor
 from explainer.features import Schema, adopt, from_background
 from explainer.payloads import ExplainParameters, RowExplanation, RowsRequest
 from explainer.predictor import ModelMetadata, PredictorClient
+from explainer.predictor.transport import is_text
 from explainer.settings import Settings
 from explainers.interface import Explainer, Masker, Plan
 from explainers.maskers.numeric import NumericRows
+from explainers.maskers.text import WORDS, Text
 from explainers.saliencies import Saliencies
 
 T = TypeVar("T")
@@ -178,15 +180,20 @@ class Engine:
         )
 
     async def explain(self, request: RowsRequest) -> Explained:
+        if is_text(request.rows):
+            return await self._explain_texts(request)
         rows, names = self._checked_rows(request)
         self._check_budgets(request.parameters)
         self.store.observe(rows)
         timings = dict.fromkeys(("plan", "predictor", "fit"), 0.0)
         snapshot = await self._run(self.store.snapshot)
-        masker = self._masker(rows[0], snapshot)
+
+        def make(row: np.ndarray) -> Masker:
+            return self._masker(row, snapshot)
+
+        masker = make(rows[0])
         job = self._job(request.parameters, masker)
         fitted: list[dict[str, Saliencies]] = []
-        width = 0
         # Rows are explained in groups whose perturbations fill the predictor calls in
         # flight, so memory stays bounded however many rows a request has; across
         # requests, a group is planned only once its rows fit the budget (twice the calls
@@ -197,29 +204,90 @@ class Engine:
         # LIME plans while SHAP's first calls are scored and prepares its fit while its
         # own are. Each explainer fits as soon as its rows are scored, and grows towards
         # a tolerance alone.
-        sizes = {b.name: b.explainer.rows_planned(masker, n) for b, n in job.budgets}
-        order = sorted(job.budgets, key=lambda item: -sizes[item[0].name])
-        per_row = max(sum(sizes.values()), 1)
+        order, per_row = self._order(job, masker)
         for group in self._groups(rows, per_row):
             async with self.budget.hold(per_row * group.shape[0]):
-                fitted += await self._explain_group(group, order, snapshot, job, timings)
-            width = fitted[-1][job.budgets[0][0].name].scores.shape[0]  # (K, M): K outputs
+                fitted += await self._explain_group(group, order, make, job, timings)
 
-        outputs, selected = self._outputs(width, request.parameters.target)
         described: dict[str, Any] = {"background": snapshot.description}
         if self.schema is not None and self.schema.mixed:
             described["feature_kinds"] = self.schema.kinds
+        return self._explained(fitted, job, described, request, names, timings)
+
+    async def _explain_texts(self, request: RowsRequest) -> Explained:
+        """Texts: each its own masker and budget (its segments are its own), explained
+        concurrently so that their rows share predictor calls."""
+        texts = self._checked_texts(request)
+        self._check_budgets(request.parameters)
+        timings = dict.fromkeys(("plan", "predictor", "fit"), 0.0)
+        segments = request.parameters.segments or WORDS
+        maskers = [Text(str(text), segments) for text in texts.tolist()]
+        for i, masker in enumerate(maskers):
+            if masker.segments == 0:
+                raise BadRequest(f"'{request.field}[{i}]' has no {segments} to explain")
+
+        async def one(text: np.ndarray, masker: Text) -> tuple[dict[str, Saliencies], _Job]:
+            job = self._job(request.parameters, masker)
+            order, per_row = self._order(job, masker)
+            async with self.budget.hold(per_row):
+                done = await self._explain_group(text, order, lambda _: masker, job, timings)
+            return done[0], job
+
+        results = await asyncio.gather(*(one(texts[i : i + 1], m) for i, m in enumerate(maskers)))
+        job = results[0][1]
+        explained = self._explained(
+            [r for r, _ in results], job, {"segments": segments}, request, [], timings
+        )
+        rows = [
+            replace(row, segments=tuple(zip(m.segmented.names, m.segmented.spans, strict=True)))
+            for row, m in zip(explained.rows, maskers, strict=True)
+        ]
+        return replace(explained, rows=rows)
+
+    def _order(self, job: _Job, masker: Masker) -> tuple[list[tuple[Budget, int]], int]:
+        """The job's explainers, the largest plan first, and the rows they plan per row."""
+        sizes = {b.name: b.explainer.rows_planned(masker, n) for b, n in job.budgets}
+        order = sorted(job.budgets, key=lambda item: -sizes[item[0].name])
+        return order, max(sum(sizes.values()), 1)
+
+    def _explained(
+        self,
+        fitted: list[dict[str, Saliencies]],
+        job: _Job,
+        described: dict[str, Any],
+        request: RowsRequest,
+        names: list[str],
+        timings: dict[str, float],
+    ) -> Explained:
+        width = fitted[-1][job.budgets[0][0].name].scores.shape[0]  # (K, M): K outputs
+        outputs, selected = self._outputs(width, request.parameters.target)
         facts = {b.name: described for b, _ in job.budgets}
         explained = [
             RowExplanation({k: s.select(selected) for k, s in row.items()}, facts) for row in fitted
         ]
         return Explained(explained, names, outputs, timings)
 
+    def _checked_texts(self, request: RowsRequest) -> np.ndarray:
+        texts = request.rows
+        if texts.shape[0] > self.settings.max_rows:
+            raise PayloadTooLarge(
+                f"{texts.shape[0]} texts in one request; the limit is {self.settings.max_rows} "
+                "(MAX_ROWS): split the request"
+            )
+        limit = self.settings.max_text_chars
+        for i, text in enumerate(texts.tolist()):
+            if len(text) > limit:
+                raise PayloadTooLarge(
+                    f"'{request.field}[{i}]' has {len(text)} characters; the limit is {limit} "
+                    "(MAX_TEXT_CHARS): explain a shorter text, or its sentences"
+                )
+        return texts
+
     async def _explain_group(
         self,
         group: np.ndarray,
         order: list[tuple[Budget, int]],
-        snapshot: BackgroundSnapshot,
+        make: Callable[[np.ndarray], Masker],
         job: _Job,
         timings: dict[str, float],
     ) -> list[dict[str, Saliencies]]:
@@ -231,7 +299,7 @@ class Engine:
             for budget, samples in order:
                 start = time.perf_counter()
                 plans = await self._run(
-                    partial(self._plan_rows, budget, samples, group, snapshot, job.seed)
+                    partial(self._plan_rows, budget, samples, group, make, job.seed)
                 )
                 timings["plan"] += time.perf_counter() - start
                 runs[budget.name] = [_Run(budget, plan, job.cap(budget)) for plan in plans]
@@ -420,11 +488,11 @@ class Engine:
         budget: Budget,
         samples: int,
         rows: np.ndarray,
-        snapshot: BackgroundSnapshot,
+        make: Callable[[np.ndarray], Masker],
         seed: int,
     ) -> list[Plan]:
         explainer = budget.explainer
-        return [explainer.plan(self._masker(row, snapshot), samples, seed) for row in rows]
+        return [explainer.plan(make(row), samples, seed) for row in rows]
 
     def output_names(self, k: int) -> list[str]:
         """A one-column output the predictor's metadata declares is named after it; else

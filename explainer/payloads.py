@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import orjson
@@ -37,6 +37,8 @@ class ExplainParameters(BaseModel):
     target: list[int | str] | None = None
     # The largest acceptable 95% half-width: sample in rounds until every score meets it.
     tolerance: float | None = Field(None, gt=0, allow_inf_nan=False)
+    # How a text is cut into segments: "words" (default) or "sentences".
+    segments: Literal["words", "sentences"] | None = None
 
     @field_validator("explainer", mode="before")
     @classmethod
@@ -54,7 +56,8 @@ class RowsRequest:
     """Rows decoded from any accepted body, with names when the body gave them."""
 
     # (n, M) float64, finite; or, where the body holds strings or booleans, an object
-    # array of JSON scalars (``explainer.features`` encodes it for the model's features)
+    # array of JSON scalars (``explainer.features`` encodes it for the model's features);
+    # or (n,) object: texts
     rows: np.ndarray
     names: list[str] | None
     parameters: ExplainParameters
@@ -131,6 +134,8 @@ def _parameters(value: Any) -> ExplainParameters:
 def _from_instances(value: Any, typed: bool) -> tuple[np.ndarray, list[str] | None]:
     if not isinstance(value, list) or not value:
         raise BadRequest(f"'instances' must be a non-empty list of rows, e.g. {EXAMPLE}")
+    if any(isinstance(item, str) for item in value):  # texts: {"instances": ["a text"]}
+        return _texts(value, "instances"), None
     if all(isinstance(row, dict) for row in value):
         names = [str(name) for name in value[0]]
         for i, row in enumerate(value):
@@ -204,6 +209,8 @@ def _tensor(tensor: Any, i: int, per_feature: bool) -> tuple[str, np.ndarray]:
     if missing:
         raise BadRequest(f"'{where}' is missing {missing}")
     datatype = tensor["datatype"]
+    if datatype == "BYTES" and not per_feature:
+        return _text_tensor(tensor, where)
     scalar = per_feature and datatype in ("BYTES", "BOOL")
     if not isinstance(datatype, str) or (
         not scalar and (datatype not in V2_TO_NUMPY or datatype == "BOOL")
@@ -244,6 +251,47 @@ def _tensor(tensor: Any, i: int, per_feature: bool) -> tuple[str, np.ndarray]:
     if rows.dtype == object:
         return name, rows
     return name, _finite_rows(rows, f"{where}.data")
+
+
+def _text_tensor(tensor: dict[str, Any], where: str) -> tuple[str, np.ndarray]:
+    """One BYTES tensor of texts, of shape [n] or [n, 1]."""
+    shape = tensor["shape"]
+    if (
+        not isinstance(shape, list)
+        or not 1 <= len(shape) <= 2
+        or not all(isinstance(d, int) and not isinstance(d, bool) for d in shape)
+        or (len(shape) == 2 and shape[1] != 1)
+    ):
+        raise BadRequest(
+            f"'{where}': a tensor of BYTES datatype holds texts, of shape [n] or [n, 1]; "
+            f"got {shape!r} (send a tensor per feature for rows with strings in them)"
+        )
+    data = tensor["data"]
+    if isinstance(data, list) and data and all(isinstance(v, list) for v in data):
+        data = [v for row in data for v in row]
+    texts = _texts(data, f"{where}.data")
+    if len(texts) != shape[0]:
+        raise BadRequest(
+            f"'{where}.data' has {len(texts)} texts but shape {shape} needs {shape[0]}"
+        )
+    return str(tensor.get("name") or "text"), texts
+
+
+def _texts(value: Any, where: str) -> np.ndarray:
+    """(n,) object array of texts; each must be a string with a non-space character."""
+    if not isinstance(value, list) or not value:
+        raise BadRequest(f"'{where}' must be a non-empty list of texts")
+    for i, text in enumerate(value):
+        if not isinstance(text, str):
+            raise BadRequest(
+                f"'{where}[{i}]' is {type(text).__name__}, not a string; a request holds texts "
+                'or rows, not both: {"instances": ["a text", "another"]}'
+            )
+        if not text.strip():
+            raise BadRequest(f"'{where}[{i}]' is empty or only whitespace; send a text to explain")
+    out = np.empty(len(value), dtype=object)
+    out[:] = value
+    return out
 
 
 def _flat_scalars(data: list[Any], where: str, kind: type) -> np.ndarray:
@@ -343,28 +391,37 @@ class RowExplanation:
 
     saliencies: dict[str, Saliencies]
     facts: dict[str, dict[str, Any]]  # per explainer: e.g. the background used
+    # A text's segments, each its text and [start, end) offsets; None for tabular rows,
+    # whose features are the request's
+    segments: tuple[tuple[str, tuple[int, int]], ...] | None = None
+
+    def items(self, features: list[str]) -> list[dict[str, Any]]:
+        """Per segment, what its saliency items say besides score and confidence."""
+        if self.segments is None:
+            return [{"name": name} for name in features]
+        return [{"name": name, "span": list(span)} for name, span in self.segments]
 
 
 def saliency_items(
-    scores: np.ndarray, confidence: np.ndarray, names: list[str]
+    scores: np.ndarray, confidence: np.ndarray, items: list[dict[str, Any]]
 ) -> list[dict[str, Any]]:
+    """Items by falling |score|: each segment's ``items`` entry, its score and confidence."""
     order = np.argsort(-np.abs(scores), kind="stable")
     return [
-        {"name": names[j], "score": float(scores[j]), "confidence": float(confidence[j])}
-        for j in order
+        {**items[j], "score": float(scores[j]), "confidence": float(confidence[j])} for j in order
     ]
 
 
-def _saliency_map(s: Saliencies, features: list[str], outputs: list[str]) -> dict[str, Any]:
+def _saliency_map(s: Saliencies, items: list[dict[str, Any]], outputs: list[str]) -> dict[str, Any]:
     return {
-        out: saliency_items(s.scores[k], s.confidence[k], features) for k, out in enumerate(outputs)
+        out: saliency_items(s.scores[k], s.confidence[k], items) for k, out in enumerate(outputs)
     }
 
 
 def _block(
-    s: Saliencies, facts: dict[str, Any], features: list[str], outputs: list[str]
+    s: Saliencies, facts: dict[str, Any], items: list[dict[str, Any]], outputs: list[str]
 ) -> dict[str, Any]:
-    block: dict[str, Any] = {"saliencies": _saliency_map(s, features, outputs)}
+    block: dict[str, Any] = {"saliencies": _saliency_map(s, items, outputs)}
     for name, values in s.per_output.items():
         block[name] = {out: float(values[k]) for k, out in enumerate(outputs)}
     block.update(s.facts)
@@ -376,8 +433,9 @@ def explanation_body(
     row: RowExplanation, features: list[str], outputs: list[str]
 ) -> dict[str, Any]:
     """One row's explanation in the documented (``kserve``) shape, without a timestamp."""
+    items = row.items(features)
     return {
-        kind: _block(s, row.facts.get(kind, {}), features, outputs)
+        kind: _block(s, row.facts.get(kind, {}), items, outputs)
         for kind, s in row.saliencies.items()
     }
 
@@ -390,7 +448,8 @@ def encode_explanations(
         bodies = [
             {
                 "saliencies": {
-                    kind: _saliency_map(s, features, outputs) for kind, s in row.saliencies.items()
+                    kind: _saliency_map(s, row.items(features), outputs)
+                    for kind, s in row.saliencies.items()
                 }
             }
             for row in rows

@@ -261,6 +261,12 @@ class Settings(BaseSettings):
         validation_alias=_env("max_features", "MAX_FEATURES"),
         description="Most features a row may have (413 above).",
     )
+    max_text_chars: int = Field(
+        20_000,
+        ge=1,
+        validation_alias=_env("max_text_chars", "MAX_TEXT_CHARS"),
+        description="Longest text a request may ask to explain, in characters (413 above).",
+    )
     max_in_flight: int = Field(
         8,
         ge=1,

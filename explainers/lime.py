@@ -83,7 +83,7 @@ def plan(
     rest = samples - 1
     n_units = min(REPLICATES, rest)
     sizes = [rest // n_units + (r < rest % n_units) for r in range(n_units)]
-    drawn = masker.perturb(_uniforms(m, sizes, 0, seed), with_instance=True)
+    drawn = masker.perturb(_uniforms(uniform_width(masker), sizes, 0, seed), with_instance=True)
     controls = drawn.controls
     if samples < CONTROL_RATIO * (m + controls.shape[1]):
         controls = controls[:, :0]
@@ -105,9 +105,11 @@ def extend(plan: LimePlan, replicates: int) -> tuple[LimePlan, np.ndarray]:
     """``plan`` with ``replicates`` more replicates of its first replicate's size, and the
     new rows to score; scores for the extended plan are the old ones followed by theirs."""
     size = int((plan.units == 0).sum())
-    m = plan.binary.shape[1]
     sizes = [size] * replicates
-    drawn = plan.masker.perturb(_uniforms(m, sizes, plan.n_units, plan.seed), with_instance=False)
+    width = uniform_width(plan.masker)
+    drawn = plan.masker.perturb(
+        _uniforms(width, sizes, plan.n_units, plan.seed), with_instance=False
+    )
     numbers = np.repeat(np.arange(plan.n_units, plan.n_units + replicates), sizes)
     extended = replace(
         plan,
@@ -152,6 +154,12 @@ def _old_rows_first(old_units: np.ndarray, new_units: np.ndarray) -> np.ndarray:
         first.append(positions[:had])
         rest.append(positions[had:])
     return np.concatenate(first + rest)
+
+
+def uniform_width(masker: Masker) -> int:
+    """Uniforms per perturbation: one per segment, unless the masker says otherwise (a
+    text: one more, for how many segments to remove)."""
+    return int(getattr(masker, "uniform_width", masker.segments))
 
 
 def _uniforms(m: int, sizes: list[int], first: int, seed: int) -> np.ndarray:

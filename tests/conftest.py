@@ -57,6 +57,7 @@ def served_models() -> dict[str, models.ServedModel]:
         models.forest20(),
         models.linear20(),
         models.applicants(),
+        models.reviews(),
     )
     return {m.name: m for m in served}
 
@@ -67,6 +68,8 @@ def mlserver(
 ) -> Iterator[Predictor]:
     data = tmp_path_factory.mktemp("background")
     for name, served in served_models.items():
+        if served.train.ndim == 1:  # texts need no background
+            continue
         rows = served.train[: 30 if name == "credit" else 50]
         write_csv(data / f"{name}.csv", rows, served.feature_names)
         write_csv(data / f"{name}-full.csv", served.train, served.feature_names)
@@ -98,6 +101,18 @@ def kserve_applicants(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tupl
     served = models.applicants_v1()
     with running_kserve(served, tmp_path_factory.mktemp("kserve-applicants")) as host:
         yield host, served
+
+
+@pytest.fixture(scope="session")
+def kserve_reviews(
+    tmp_path_factory: pytest.TempPathFactory, served_models: dict[str, models.ServedModel]
+) -> Iterator[str]:
+    """KServe's model server over v1 serving the reviews' text pipeline (instances of
+    strings). Yields host:port."""
+    with running_kserve(
+        served_models["reviews"], tmp_path_factory.mktemp("kserve-reviews")
+    ) as host:
+        yield host
 
 
 @contextmanager

@@ -308,25 +308,33 @@ def reviews() -> ServedModel:
     )
 
 
-def brute_force_shapley(
-    f: Callable[[np.ndarray], np.ndarray], x: np.ndarray, background: np.ndarray
-) -> np.ndarray:
-    """Exact interventional Shapley values (K, M) over an equally weighted background,
-    from the definition: every coalition, every background row."""
-    m = x.shape[0]
-    values: dict[tuple[int, ...], np.ndarray] = {}
-    for size in range(m + 1):
-        for subset in itertools.combinations(range(m), size):
-            rows = background.copy()
-            rows[:, list(subset)] = x[list(subset)]
-            values[subset] = f(rows).mean(axis=0)
-    k = values[()].shape[0]
-    phi = np.zeros((k, m))
+def enumerate_shapley(value: Callable[[list[int]], np.ndarray], m: int) -> np.ndarray:
+    """Shapley values (K, M) of a set function (a sorted list of kept segments → K values)
+    from the definition."""
+    values = {
+        subset: value(list(subset))
+        for size in range(m + 1)
+        for subset in itertools.combinations(range(m), size)
+    }
+    phi = np.zeros((values[()].shape[0], m))
     for i in range(m):
         others = [j for j in range(m) if j != i]
         for size in range(m):
             weight = math.factorial(size) * math.factorial(m - size - 1) / math.factorial(m)
             for subset in itertools.combinations(others, size):
-                with_i = tuple(sorted(subset + (i,)))
-                phi[:, i] += weight * (values[with_i] - values[subset])
+                phi[:, i] += weight * (values[tuple(sorted(subset + (i,)))] - values[subset])
     return phi
+
+
+def brute_force_shapley(
+    f: Callable[[np.ndarray], np.ndarray], x: np.ndarray, background: np.ndarray
+) -> np.ndarray:
+    """Exact interventional Shapley values (K, M) over an equally weighted background,
+    from the definition: every coalition, every background row."""
+
+    def value(kept: list[int]) -> np.ndarray:
+        rows = background.copy()
+        rows[:, kept] = x[kept]
+        return np.asarray(f(rows)).mean(axis=0)
+
+    return enumerate_shapley(value, x.shape[0])

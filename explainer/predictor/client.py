@@ -91,6 +91,7 @@ class PredictorClient:
             datatype=datatype,
             columns=metadata.feature_names,
             schema=self.layout.schema,
+            text_rank=2 if metadata.input_rank == 2 else 1,
         )
         if not self._output_settled and metadata.outputs:
             self._output = PROBA_OUTPUT if PROBA_OUTPUT in metadata.outputs else None
@@ -119,15 +120,20 @@ class PredictorClient:
         self._output_settled = True
         log.info("explaining predictor output %s", self._output or "(model default)")
 
-    def rows_per_call(self, features: int) -> int:
-        limit = self.transport.rows_per_call(self.layout.row_bytes(features))
+    def rows_per_call(self, rows: np.ndarray) -> int:
+        """The most rows like ``rows`` one call may carry."""
+        if rows.ndim == 1 and rows.dtype == object:  # texts: the longest, as UTF-8 at most
+            row_bytes = 4 + 4 * max((len(t) for t in rows.tolist()), default=0)
+        else:
+            row_bytes = self.layout.row_bytes(_features(rows))
+        limit = self.transport.rows_per_call(row_bytes)
         return max(1, min(self.policy.max_batch, limit or self.policy.max_batch))
 
     async def infer(self, rows: np.ndarray) -> np.ndarray:
         """Scores (n, K) float64 for rows (n, ...), in as few calls as the limits allow."""
         if not self._output_settled:
             await self.settle_output(rows[:1])
-        size = self.rows_per_call(_features(rows))
+        size = self.rows_per_call(rows)
         if self.policy.coalesce:
             if self._coalescer is None or self._coalescer.max_rows != size:
                 self._coalescer = Coalescer(

@@ -18,7 +18,15 @@ from explainer.errors import PredictorFailed, PredictorTimeout, PredictorUnavail
 from explainer.features import ColumnTensor
 from explainer.predictor.metadata import ModelMetadata
 from explainer.predictor.retry import Transient, with_retries
-from explainer.predictor.transport import Layout, Transport, checked_scores, unavailable
+from explainer.predictor.transport import (
+    TEXT_PARAMETERS,
+    Layout,
+    Transport,
+    checked_scores,
+    is_text,
+    text_bytes,
+    unavailable,
+)
 
 _CONTROL_TIMEOUT_SECONDS = 5.0
 _MESSAGE_OVERHEAD_BYTES = 64 * 1024
@@ -79,7 +87,14 @@ class GrpcV2(Transport):
 
     async def score(self, rows: np.ndarray, output: str | None, layout: Layout) -> np.ndarray:
         parameters = None
-        if layout.columns is None:
+        if is_text(rows):  # one BYTES tensor of texts
+            tensor = InferInput(layout.input_name, layout.text_shape(len(rows)), "BYTES")
+            tensor._raw_content = text_bytes(rows)  # what set_data_from_numpy would store
+            for key, value in TEXT_PARAMETERS.items():
+                tensor._input.parameters[key].string_param = value
+            tensors = [tensor]
+            sent = len(tensor._raw_content)
+        elif layout.columns is None:
             encoded = np.ascontiguousarray(rows, dtype=V2_TO_NUMPY[layout.datatype])
             tensors = [InferInput(layout.input_name, list(rows.shape), layout.datatype)]
             tensors[0].set_data_from_numpy(encoded)

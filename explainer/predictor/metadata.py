@@ -19,6 +19,7 @@ class ModelMetadata:
 
     input_name: str | None = None
     input_datatype: str | None = None
+    input_rank: int | None = None  # dimensions of the one input tensor ([-1]: 1)
     features: int | None = None
     outputs: tuple[str, ...] = ()
     feature_names: tuple[str, ...] | None = None  # one input tensor per feature
@@ -48,6 +49,7 @@ class ModelMetadata:
         return cls(
             input_name=first.get("name"),
             input_datatype=first.get("datatype"),
+            input_rank=len(first.get("shape") or []) or None,
             features=width if width and len(first.get("shape") or []) >= 2 else None,
             outputs=outputs,
             output_widths=widths,

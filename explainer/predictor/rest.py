@@ -25,7 +25,14 @@ from explainer.errors import (
 from explainer.features import ColumnTensor
 from explainer.predictor.metadata import ModelMetadata
 from explainer.predictor.retry import Transient, with_retries
-from explainer.predictor.transport import Layout, Transport, checked_scores, unavailable
+from explainer.predictor.transport import (
+    TEXT_PARAMETERS,
+    Layout,
+    Transport,
+    checked_scores,
+    is_text,
+    unavailable,
+)
 
 _HEADERS = {"Content-Type": "application/json", "Accept-Encoding": "identity"}
 # The v2 binary tensor data extension (Triton, KServe): a JSON header of this many bytes,
@@ -179,6 +186,15 @@ class V2Rest(RestTransport):
         return answer is not None and answer[0] == 200
 
     async def score(self, rows: np.ndarray, output: str | None, layout: Layout) -> np.ndarray:
+        if is_text(rows):  # one BYTES tensor of texts
+            text = {
+                "name": layout.input_name,
+                "shape": layout.text_shape(len(rows)),
+                "datatype": "BYTES",
+                "data": rows.tolist(),
+                "parameters": TEXT_PARAMETERS,
+            }
+            return await self._post({"inputs": [text]}, rows.shape[0], output)
         if self.binary and layout.columns is None:
             encoded = encode_rows(rows, layout)
             return await self._score_binary(encoded, output, layout)
@@ -196,6 +212,9 @@ class V2Rest(RestTransport):
                 "inputs": [_column(tensor, rows.shape[0]) for tensor in layout.tensors(rows)],
                 "parameters": {"content_type": "pd"},
             }
+        return await self._post(request, rows.shape[0], output)
+
+    async def _post(self, request: dict[str, Any], n: int, output: str | None) -> np.ndarray:
         if output is not None:
             request["outputs"] = [{"name": output}]
         payload = orjson.dumps(request, option=orjson.OPT_SERIALIZE_NUMPY)
@@ -204,7 +223,7 @@ class V2Rest(RestTransport):
         self.bytes_received += len(body)
         if status != 200:
             raise self.failure(status, body)
-        return _v2_scores(body, rows.shape[0], output)
+        return _v2_scores(body, n, output)
 
     async def _score_binary(
         self, encoded: np.ndarray, output: str | None, layout: Layout
@@ -263,8 +282,10 @@ class V1Rest(RestTransport):
             return False
 
     async def score(self, rows: np.ndarray, output: str | None, layout: Layout) -> np.ndarray:
-        if layout.schema is not None and layout.schema.mixed:  # rows of mixed JSON values
-            instances: Any = layout.schema.values(rows)
+        if is_text(rows):  # instances of strings
+            instances: Any = rows.tolist()
+        elif layout.schema is not None and layout.schema.mixed:  # rows of mixed JSON values
+            instances = layout.schema.values(rows)
         else:
             instances = encode_rows(rows, layout)
         payload = orjson.dumps({"instances": instances}, option=orjson.OPT_SERIALIZE_NUMPY)

@@ -20,7 +20,7 @@ class Scoring:
     def __init__(
         self,
         send: Callable[[np.ndarray], Awaitable[np.ndarray]],
-        rows_per_call: Callable[[int], int],
+        rows_per_call: Callable[[np.ndarray], int],
     ) -> None:
         self._send = send
         self._rows_per_call = rows_per_call
@@ -31,8 +31,8 @@ class Scoring:
         self.spans: list[list[tuple[int, int, int]]] = []  # per array: (call, start, stop)
 
     def add(self, rows: np.ndarray) -> int:
-        """Queue ``rows`` (n, M), sending every call they fill; returns the array's index."""
-        self._size = self._size or max(1, self._rows_per_call(rows.shape[1]))
+        """Queue ``rows`` (n, ...), sending every call they fill; returns the array's index."""
+        self._size = self._size or max(1, self._rows_per_call(rows))
         spans: list[tuple[int, int, int]] = []
         start = 0
         while start < rows.shape[0]:

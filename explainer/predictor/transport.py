@@ -27,6 +27,10 @@ class Layout:
     datatype: str = "FP64"
     columns: tuple[str, ...] | None = None
     schema: Schema | None = None
+    text_rank: int = 1  # texts travel as one BYTES tensor of shape [n] (1) or [n, 1] (2)
+
+    def text_shape(self, n: int) -> list[int]:
+        return [n] if self.text_rank == 1 else [n, 1]
 
     def row_bytes(self, features: int) -> int:
         """The most bytes one row takes on the wire, in binary form."""
@@ -80,6 +84,22 @@ class Transport(ABC):
         """The most rows of ``row_bytes`` one call can carry, if the protocol limits it
         (gRPC's message)."""
         return None
+
+
+TEXT_PARAMETERS = {"content_type": "str"}  # MLServer's StringCodec: BYTES decoded to str
+
+
+def is_text(rows: np.ndarray) -> bool:
+    """Whether ``rows`` are texts (an (n,) object array of str), not tabular rows."""
+    return rows.ndim == 1 and rows.dtype == object
+
+
+def text_bytes(texts: np.ndarray) -> bytes:
+    """Texts in the v2 binary BYTES form: each one's UTF-8 length, then its bytes."""
+    return b"".join(
+        len(encoded).to_bytes(4, "little") + encoded
+        for encoded in (t.encode("utf-8") for t in texts.tolist())
+    )
 
 
 def checked_scores(values: np.ndarray, n: int) -> np.ndarray:

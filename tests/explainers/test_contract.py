@@ -14,6 +14,7 @@ from explainers.interface import Explainer, Masker
 from explainers.kernel_shap import KernelShap
 from explainers.lime import Lime
 from explainers.maskers.numeric import LimeStatistics, NumericRows
+from explainers.maskers.text import Text
 
 EXPLAINERS: list[Explainer[Any]] = [Lime(), KernelShap()]
 M = 12  # > 11: KernelSHAP samples, so seeds, rounds and intervals all matter
@@ -45,7 +46,30 @@ def mixed(seed: int = 0) -> Masker:
     return NumericRows(data[0], build(data[1:9], 8, categorical=categorical), statistics)
 
 
-MASKERS: dict[str, Callable[[], Masker]] = {"numeric rows": numeric, "mixed rows": mixed}
+WORDS = [f"w{j}" for j in range(M)]
+
+
+def text() -> Masker:
+    """A text of M words; its model below reads which words a masked text keeps."""
+    return Text("  ".join(WORDS) + " ")
+
+
+def text_model(texts: np.ndarray) -> np.ndarray:
+    """``model`` on the words a text holds: 1 where kept, 0 where masked."""
+    kept = np.array([[w in t.split() for w in WORDS] for t in texts.tolist()], dtype=np.float64)
+    return model(kept.reshape(len(texts), M))
+
+
+MASKERS: dict[str, Callable[[], Masker]] = {
+    "numeric rows": numeric,
+    "mixed rows": mixed,
+    "text": text,
+}
+MODELS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "numeric rows": model,
+    "mixed rows": model,
+    "text": text_model,
+}
 CASES = [(e, m) for e in EXPLAINERS for m in MASKERS]
 IDS = [f"{e.name}-{m}" for e, m in CASES]
 
@@ -63,8 +87,8 @@ def test_a_seed_gives_the_same_rows_and_saliencies_and_another_seed_others(
     )
     np.testing.assert_array_equal(one.rows, two.rows)
     assert not np.array_equal(one.rows, other.rows)
-    a = explainer.fit(one, model(one.rows), explainer.prepare(one))
-    b = explainer.fit(two, model(two.rows))  # prepared or not: the same fit
+    a = explainer.fit(one, MODELS[masker](one.rows), explainer.prepare(one))
+    b = explainer.fit(two, MODELS[masker](two.rows))  # prepared or not: the same fit
     for x, y in ((a.scores, b.scores), (a.confidence, b.confidence)):
         assert x.tobytes() == y.tobytes()
     assert a.facts["seed"] == 4
@@ -78,7 +102,7 @@ def test_rows_planned_bounds_the_plan_and_saliencies_have_one_score_per_segment(
     samples = samples_of(explainer)
     plan = explainer.plan(made, samples, 0)
     assert len(plan.rows) <= explainer.rows_planned(made, samples)
-    fitted = explainer.fit(plan, model(plan.rows))
+    fitted = explainer.fit(plan, MODELS[masker](plan.rows))
     assert fitted.scores.shape == fitted.confidence.shape == (2, made.segments)
     assert np.isfinite(fitted.scores).all() and (fitted.confidence >= 0).all()
     assert explainer.default_samples(made) > 0
@@ -88,8 +112,10 @@ def test_rows_planned_bounds_the_plan_and_saliencies_have_one_score_per_segment(
 @pytest.mark.parametrize(("explainer", "masker"), CASES, ids=IDS)
 def test_scores_are_read_in_row_order(explainer: Explainer[Any], masker: str) -> None:
     plan = explainer.plan(MASKERS[masker](), samples_of(explainer), 0)
-    scores = model(plan.rows)
-    in_calls = np.concatenate([model(plan.rows[i : i + 97]) for i in range(0, len(plan.rows), 97)])
+    scores = MODELS[masker](plan.rows)
+    in_calls = np.concatenate(
+        [MODELS[masker](plan.rows[i : i + 97]) for i in range(0, len(plan.rows), 97)]
+    )
     np.testing.assert_array_equal(
         explainer.fit(plan, in_calls).scores, explainer.fit(plan, scores).scores
     )
@@ -102,7 +128,7 @@ def test_extend_appends_rows_and_the_refit_narrows_the_interval(
     explainer: Explainer[Any], masker: str
 ) -> None:
     plan = explainer.plan(MASKERS[masker](), samples_of(explainer), 0)
-    fitted = explainer.fit(plan, model(plan.rows))
+    fitted = explainer.fit(plan, MODELS[masker](plan.rows))
     widest = float(fitted.confidence.max())
     assert explainer.extend(plan, fitted, 10 * widest, 10**6) is None  # already met
     assert explainer.extend(plan, fitted, widest / 2, samples_of(explainer)) is None  # at the cap
@@ -115,8 +141,10 @@ def test_extend_appends_rows_and_the_refit_narrows_the_interval(
     n = len(plan.rows)
     np.testing.assert_array_equal(extended.rows[:n], plan.rows)
     np.testing.assert_array_equal(extended.rows[n:], new_rows)
-    refit = explainer.fit(extended, np.concatenate([model(plan.rows), model(new_rows)]))
+    refit = explainer.fit(
+        extended, np.concatenate([MODELS[masker](plan.rows), MODELS[masker](new_rows)])
+    )
     np.testing.assert_array_equal(
-        refit.scores, explainer.fit(extended, model(extended.rows)).scores
+        refit.scores, explainer.fit(extended, MODELS[masker](extended.rows)).scores
     )
     assert refit.confidence.max() < widest
