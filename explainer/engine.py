@@ -217,14 +217,11 @@ class Engine:
     async def _explain_texts(self, request: RowsRequest) -> Explained:
         """Texts: each its own masker and budget (its segments are its own), explained
         concurrently so that their rows share predictor calls."""
-        texts = self._checked_texts(request)
+        maskers = self._text_maskers(request)
+        texts = request.rows
         self._check_budgets(request.parameters)
         timings = dict.fromkeys(("plan", "predictor", "fit"), 0.0)
         segments = request.parameters.segments or WORDS
-        maskers = [Text(str(text), segments) for text in texts.tolist()]
-        for i, masker in enumerate(maskers):
-            if masker.segments == 0:
-                raise BadRequest(f"'{request.field}[{i}]' has no {segments} to explain")
 
         async def one(text: np.ndarray, masker: Text) -> tuple[dict[str, Saliencies], _Job]:
             job = self._job(request.parameters, masker)
@@ -267,21 +264,35 @@ class Engine:
         ]
         return Explained(explained, names, outputs, timings)
 
-    def _checked_texts(self, request: RowsRequest) -> np.ndarray:
+    def _text_maskers(self, request: RowsRequest) -> list[Text]:
+        """A masker per text of the request, or the 4xx that its size calls for."""
         texts = request.rows
         if texts.shape[0] > self.settings.max_rows:
             raise PayloadTooLarge(
                 f"{texts.shape[0]} texts in one request; the limit is {self.settings.max_rows} "
                 "(MAX_ROWS): split the request"
             )
+        segments = request.parameters.segments or WORDS
         limit = self.settings.max_text_chars
+        maskers = []
         for i, text in enumerate(texts.tolist()):
+            where = f"'{request.field}[{i}]'" if request.field else "the text"
             if len(text) > limit:
                 raise PayloadTooLarge(
-                    f"'{request.field}[{i}]' has {len(text)} characters; the limit is {limit} "
-                    "(MAX_TEXT_CHARS): explain a shorter text, or its sentences"
+                    f"{where} has {len(text)} characters; the limit is {limit} "
+                    "(MAX_TEXT_CHARS): explain a shorter text"
                 )
-        return texts
+            masker = Text(text, segments)
+            if masker.segments == 0:
+                raise BadRequest(f"{where} has no {segments} to explain; send a text")
+            if masker.segments > self.settings.max_features:
+                raise PayloadTooLarge(
+                    f"{where} has {masker.segments} {segments}; the limit is "
+                    f"{self.settings.max_features} (MAX_FEATURES): explain its sentences "
+                    '("parameters": {"segments": "sentences"}) or a shorter text'
+                )
+            maskers.append(masker)
+        return maskers
 
     async def _explain_group(
         self,
@@ -376,12 +387,18 @@ class Engine:
     def problem(self, request: RowsRequest) -> str | None:
         """Why ``request``'s rows cannot be explained (a batch row's error), or None."""
         try:
-            self._checked_rows(request)
+            if is_text(request.rows):
+                self._text_maskers(request)
+            else:
+                self._checked_rows(request)
         except ClientError as exc:
             return exc.message
         return None
 
     async def predict(self, request: RowsRequest) -> np.ndarray:
+        if is_text(request.rows):
+            self._text_maskers(request)
+            return await self.predictor.infer(request.rows)
         rows, _ = self._checked_rows(request)
         return await self.predictor.infer(rows)
 

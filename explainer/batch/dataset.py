@@ -1,9 +1,10 @@
 """Reading a batch input: CSV (header: feature names), Parquet, .npy or JSON Lines, in
 chunks of rows, in input order. A chunk is float64 rows, or — where a column holds text
 or booleans (categorical features) — an object array of numbers, strings and booleans,
-for the engine's schema to check row by row (``explainer.features``). Unreadable or
-missing values become NaN (None in text), so that the row is recorded as failed rather
-than the run stopping."""
+for the engine's schema to check row by row (``explainer.features``). An input of one
+column of text with no background set is a dataset of texts (``texts_of``). Unreadable
+or missing values become NaN (None in text), so that the row is recorded as failed
+rather than the run stopping."""
 
 from __future__ import annotations
 
@@ -30,6 +31,24 @@ def read_names(path: Path) -> list[str] | None:
 
         return list(pq.ParquetFile(path).schema_arrow.names)
     return None
+
+
+def texts_of(rows: np.ndarray) -> np.ndarray | None:
+    """(n,) the chunk's texts (None where missing), when it is one column of text."""
+    if rows.dtype != object or rows.ndim != 2 or rows.shape[1] != 1:
+        return None
+    column = rows[:, 0]
+    values = column.tolist()
+    if not all(v is None or isinstance(v, str) for v in values) or all(v is None for v in values):
+        return None
+    return column
+
+
+def is_text_input(path: Path) -> bool:
+    """Whether the input's first rows are one column of text."""
+    for _, rows in read_chunks(path, 64):
+        return texts_of(rows) is not None
+    return False
 
 
 def count_rows(path: Path) -> int | None:
@@ -141,6 +160,8 @@ def complete(rows: np.ndarray) -> np.ndarray:
     """(n,) bool: the rows with every value present (and every number finite)."""
     if rows.dtype != object:
         return np.isfinite(rows).all(axis=1)
+    if rows.ndim == 1:  # texts
+        return np.array([_present(v) for v in rows.tolist()], dtype=bool)
     return np.array([all(_present(v) for v in row) for row in rows.tolist()], dtype=bool).reshape(
         len(rows)
     )
@@ -154,7 +175,7 @@ def _present(value: Any) -> bool:
 
 def _jsonl_chunks(path: Path, size: int) -> Iterator[np.ndarray]:
     """Each line: a row ([1.0, 2.0] or ["clerk", 3, true]), a {feature: value} object,
-    or {"instances": [...]}."""
+    a text ("a text" or {"text": "a text"}), or {"instances": [...]}."""
     rows: list[list[Any]] = []
     width: int | None = None
     with path.open("rb") as handle:
@@ -193,6 +214,8 @@ def _jsonl_rows(line: bytes) -> list[list[Any]]:
     out: list[list[Any]] = []
     for row in rows:
         items = list(row.values()) if isinstance(row, dict) else row
+        if isinstance(items, str):  # a text
+            items = [items]
         if not isinstance(items, list) or not items:
             out.append([None])
             continue

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from explainer.background_data import LoadedBackground, load_background_setting
-from explainer.batch.dataset import complete, read_chunks, read_names
+from explainer.batch.dataset import complete, is_text_input, read_chunks, read_names
 from explainer.composition import open_service
 from explainer.engine import Engine
 from explainer.settings import Settings
@@ -30,12 +30,14 @@ class BatchJob:
 @asynccontextmanager
 async def open_job(job: BatchJob) -> AsyncIterator[Engine]:
     """The engine for ``job`` (``composition.open_service``), with the predictor's
-    metadata adopted. Raises ValueError for a background or model file it cannot use."""
+    metadata adopted. Raises ValueError for a background or model file it cannot use.
+    Texts (one column of text, no BACKGROUND_DATA) need no background and no features."""
+    texts = not job.settings.background_data and is_text_input(job.input)
     async with open_service(
         job.settings,
-        background(job.settings, job.input),
+        None if texts else background(job.settings, job.input),
         model_file=job.model_file,
-        feature_names=read_names(job.input),
+        feature_names=None if texts else read_names(job.input),
     ) as service:
         service.engine.adopt(await service.predictor.load_metadata())
         yield service.engine

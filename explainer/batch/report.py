@@ -4,20 +4,31 @@ Read from the batch journal (JSON Lines), streamed: global importance (mean |SHA
 feature, with its spread), a beeswarm-style plot of SHAP scores against feature values,
 the scores of each categorical feature by category (categories, not a number axis),
 LIME vs SHAP agreement (rank correlation per row, and where they disagree most), and the
-rows with the widest confidence intervals. Plots are matplotlib's, embedded as PNG.
+rows with the widest confidence intervals (the page and its plots:
+``explainer.batch.report_page``). A journal of texts gets the text report instead
+(``explainer.batch.text_report``).
 """
 
 from __future__ import annotations
 
-import base64
 import html
-import io
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import orjson
+
+from explainer.batch.report_page import (
+    TOP_ROWS,
+    correlation_histogram,
+    figure,
+    rank_correlations,
+    summary,
+    uncertain,
+    write_page,
+)
+from explainer.batch.runner import is_text_journal
 
 SECTIONS = (
     ("importance", "Global importance"),
@@ -27,7 +38,6 @@ SECTIONS = (
     ("uncertain", "Rows with the widest confidence intervals"),
 )
 TOP_FEATURES = 12
-TOP_ROWS = 10
 TOP_CATEGORIES = 12
 
 
@@ -93,6 +103,11 @@ def collect(journal: Path) -> _Collected:
 
 
 def write_report(journal: Path, out: Path) -> None:
+    if is_text_journal(journal):
+        from explainer.batch.text_report import write_text_report
+
+        write_text_report(journal, out)
+        return
     data = collect(journal)
     if not data.rows:
         raise ValueError(f"{journal} holds no SHAP explanation to report on")
@@ -104,39 +119,9 @@ def write_report(journal: Path, out: Path) -> None:
         "beeswarm": _beeswarm(data, shap, values, order),
         "categories": _categories(data, shap, order),
         "agreement": _agreement(data, shap),
-        "uncertain": _uncertain(data),
+        "uncertain": uncertain(data.rows, data.widest),
     }
-    body = "\n".join(
-        f'<section id="{key}"><h2>{title}</h2>{sections[key]}</section>' for key, title in SECTIONS
-    )
-    summary = (
-        f"<p>{len(data.rows)} rows explained"
-        + (f", {data.failed} failed" if data.failed else "")
-        + f"; output <code>{html.escape(data.output or '')}</code>.</p>"
-    )
-    out.write_text(
-        "<!doctype html><html><head><meta charset='utf-8'><title>Explanations</title>"
-        "<style>body{font-family:sans-serif;max-width:960px;margin:2em auto}"
-        "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px}</style>"
-        f"</head><body><h1>Explanations of {html.escape(str(journal.name))}</h1>{summary}{body}"
-        "</body></html>"
-    )
-
-
-def _figure(draw: Any, height: float = 4.0) -> str:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(8, height))
-    draw(ax)
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100)
-    plt.close(fig)
-    encoded = base64.b64encode(buffer.getvalue()).decode()
-    return f'<img alt="plot" src="data:image/png;base64,{encoded}">'
+    write_page(out, journal, SECTIONS, sections, summary(len(data.rows), data.failed, data.output))
 
 
 def _importance(data: _Collected, shap: np.ndarray, order: np.ndarray) -> str:
@@ -148,7 +133,7 @@ def _importance(data: _Collected, shap: np.ndarray, order: np.ndarray) -> str:
         ax.barh(names, mean, xerr=spread, color="#4c72b0", capsize=3)
         ax.set_xlabel("mean |SHAP score| (bar: ± one standard deviation across rows)")
 
-    return _figure(draw, height=max(2.5, 0.35 * len(names) + 1))
+    return figure(draw, height=max(2.5, 0.35 * len(names) + 1))
 
 
 def _beeswarm(data: _Collected, shap: np.ndarray, values: np.ndarray, order: np.ndarray) -> str:
@@ -171,7 +156,7 @@ def _beeswarm(data: _Collected, shap: np.ndarray, values: np.ndarray, order: np.
         if points is not None:
             ax.figure.colorbar(points, ax=ax, label="feature value (scaled)")
 
-    return _figure(draw, height=max(2.5, 0.4 * len(order) + 1))
+    return figure(draw, height=max(2.5, 0.4 * len(order) + 1))
 
 
 def _categories(data: _Collected, shap: np.ndarray, order: np.ndarray) -> str:
@@ -201,7 +186,7 @@ def _categories(data: _Collected, shap: np.ndarray, order: np.ndarray) -> str:
 
         parts.append(
             f"<h3>{html.escape(data.features[j])}</h3>"
-            + _figure(draw, height=max(2.0, 0.35 * len(shown) + 1))
+            + figure(draw, height=max(2.0, 0.35 * len(shown) + 1))
         )
     return "".join(parts)
 
@@ -210,19 +195,7 @@ def _agreement(data: _Collected, shap: np.ndarray) -> str:
     paired = [(r, s, lime) for r, s, lime in zip(data.rows, shap, data.lime, strict=True) if lime]
     if not paired:
         return "<p>No LIME explanations in this run (EXPLAINER_TYPE was SHAP).</p>"
-    from scipy.stats import spearmanr
-
-    rho = np.array(
-        [
-            spearmanr(s, lime).statistic if np.ptp(lime) and np.ptp(s) else 1.0
-            for _, s, lime in paired
-        ]
-    )
-
-    def draw(ax: Any) -> None:
-        ax.hist(rho, bins=20, range=(-1, 1), color="#55a868")
-        ax.set_xlabel("Spearman rank correlation of LIME and SHAP scores, per row")
-        ax.set_ylabel("rows")
+    rho = rank_correlations([(s, np.array(lime)) for _, s, lime in paired])
 
     worst = np.argsort(rho)[:TOP_ROWS]
     table = "".join(
@@ -233,20 +206,9 @@ def _agreement(data: _Collected, shap: np.ndarray) -> str:
     )
     return (
         f"<p>Median rank correlation {np.median(rho):.2f}. Where they disagree most:</p>"
-        + _figure(draw, height=3)
+        + correlation_histogram(rho)
         + "<table><tr><th>row</th><th>rank correlation</th><th>SHAP's top 3</th>"
         f"<th>LIME's top 3</th></tr>{table}</table>"
-    )
-
-
-def _uncertain(data: _Collected) -> str:
-    widest = np.array(data.widest)
-    rows = np.argsort(-widest)[:TOP_ROWS]
-    table = "".join(f"<tr><td>{data.rows[i]}</td><td>{widest[i]:.3g}</td></tr>" for i in rows)
-    return (
-        "<p>The largest 95% half-width among each row's SHAP scores: ask these rows again with "
-        "more samples or a <code>tolerance</code>.</p>"
-        f"<table><tr><th>row</th><th>widest 95% half-width</th></tr>{table}</table>"
     )
 
 

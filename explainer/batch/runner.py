@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-from explainer.batch.dataset import complete, count_rows, read_chunks
+from explainer.batch.dataset import complete, count_rows, read_chunks, texts_of
 from explainer.engine import Engine
 from explainer.errors import ClientError
 from explainer.payloads import ExplainParameters, RowsRequest, explanation_body
@@ -167,10 +167,14 @@ async def _explain_chunk(
     engine: Engine, start: int, rows: np.ndarray, todo: np.ndarray
 ) -> list[tuple[bytes, bool]]:
     """Journal lines for the chunk's unfinished rows, in order; bad rows get their error."""
+    texts = texts_of(rows) if engine.schema is None else None
+    if texts is not None:
+        rows = texts
     valid = complete(rows) & todo
     lines: dict[int, tuple[bytes, bool]] = {}
+    missing = "the text is missing" if texts is not None else "a value is missing or not a number"
     for i in np.flatnonzero(todo & ~valid).tolist():
-        lines[start + i] = (_line(start + i, error="a value is missing or not a number"), False)
+        lines[start + i] = (_line(start + i, error=missing), False)
     if rows.dtype == object:  # values the features' kinds rule out fail their row alone
         for i in np.flatnonzero(valid).tolist():
             request = RowsRequest(rows[i : i + 1], None, ExplainParameters(), field="")
@@ -186,7 +190,11 @@ async def _explain_chunk(
             values = rows[valid]
             for k, (row, explanation) in enumerate(zip(index, explained.rows, strict=True)):
                 body = explanation_body(explanation, explained.features, explained.outputs)
-                body["input"] = dict(zip(explained.features, values[k].tolist(), strict=True))
+                body["input"] = (
+                    values[k]
+                    if texts is not None
+                    else dict(zip(explained.features, values[k].tolist(), strict=True))
+                )
                 lines[row] = (_line(row, body=body), True)
         except ClientError as exc:  # the rows' fault; the predictor's stops the run
             for row in index:
@@ -243,25 +251,33 @@ class Progress:
 # ---- Parquet, long form --------------------------------------------------------------------
 
 LONG_COLUMNS = ("row", "explainer", "output", "feature", "score", "confidence")
+SPAN_COLUMNS = ("start", "end")  # texts: the segment's character offsets
+
+
+def is_text_journal(journal: Path) -> bool:
+    """Whether the journal's first explanation is of a text (its items carry spans)."""
+    with journal.open("rb") as handle:
+        for line in handle:
+            record = orjson.loads(line)
+            if "SHAP" in record or "LIME" in record:
+                block = record.get("SHAP") or record["LIME"]
+                items: list[dict[str, Any]] = next(iter(block["saliencies"].values()), [])
+                return bool(items) and "span" in items[0]
+    return False
 
 
 def write_long_parquet(journal: Path, output: Path, rows_per_group: int = 50_000) -> None:
     """The journal as one Parquet table in long form — (row, explainer, output, feature,
-    score, confidence) — streamed in row groups, never held whole in memory."""
+    score, confidence), and for texts (start, end) — streamed in row groups, never held
+    whole in memory."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    schema = pa.schema(
-        [
-            ("row", pa.int64()),
-            ("explainer", pa.string()),
-            ("output", pa.string()),
-            ("feature", pa.string()),
-            ("score", pa.float64()),
-            ("confidence", pa.float64()),
-        ]
-    )
-    columns: dict[str, list[Any]] = {name: [] for name in LONG_COLUMNS}
+    texts = is_text_journal(journal)
+    names = LONG_COLUMNS + (SPAN_COLUMNS if texts else ())
+    types = [pa.int64(), pa.string(), pa.string(), pa.string(), pa.float64(), pa.float64()]
+    schema = pa.schema(list(zip(names, types + [pa.int64()] * (len(names) - 6), strict=True)))
+    columns: dict[str, list[Any]] = {name: [] for name in names}
     temporary = output.with_name(output.name + ".tmp")
     with pq.ParquetWriter(temporary, schema) as writer, journal.open("rb") as handle:
         for line in handle:
@@ -269,22 +285,21 @@ def write_long_parquet(journal: Path, output: Path, rows_per_group: int = 50_000
             for kind in ("LIME", "SHAP"):
                 for out, items in record.get(kind, {}).get("saliencies", {}).items():
                     for item in items:
-                        for name, value in zip(
-                            LONG_COLUMNS,
-                            (
-                                record["row"],
-                                kind,
-                                out,
-                                item["name"],
-                                item["score"],
-                                item["confidence"],
-                            ),
-                            strict=True,
-                        ):
+                        values = [
+                            record["row"],
+                            kind,
+                            out,
+                            item["name"],
+                            item["score"],
+                            item["confidence"],
+                        ]
+                        if texts:
+                            values += item["span"]
+                        for name, value in zip(names, values, strict=True):
                             columns[name].append(value)
             if len(columns["row"]) >= rows_per_group:
                 writer.write_table(pa.table(columns, schema=schema))
-                columns = {name: [] for name in LONG_COLUMNS}
+                columns = {name: [] for name in names}
         if columns["row"]:
             writer.write_table(pa.table(columns, schema=schema))
     temporary.replace(output)
