@@ -13,7 +13,7 @@ LOCUST_VENV := .venv-locust
 PYSPY_VENV := .venv-pyspy
 
 # docs/settings.md is generated from explainer/settings.py (tests/test_docs.py checks it).
-.PHONY: demo test lint typecheck audit unit soak clean docs bench bench-defaults bench-startup bench-accuracy bench-batch bench-background bench-unseen bench-mixed profile
+.PHONY: demo test lint typecheck audit unit soak clean docs bench bench-defaults bench-startup bench-accuracy bench-batch bench-background bench-unseen bench-mixed bench-texts profile
 
 $(VENV)/.runtime: pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -83,6 +83,10 @@ bench-accuracy: $(VENV)/.test
 # Accuracy at the defaults on models the estimator was not designed on (issue 15's harness).
 bench-unseen: $(VENV)/.test
 	$(BIN)/python -m bench.accuracy.unseen
+
+# Long texts: SHAP's error per predictor row, against shap's KernelExplainer (issue 17).
+bench-texts: $(VENV)/.test $(MLSERVER_VENV)/.installed
+	MLSERVER_BIN=$(CURDIR)/$(MLSERVER_VENV)/bin/mlserver $(BIN)/python -m bench.accuracy.texts
 
 bench-batch: $(VENV)/.test
 	$(BIN)/python -m bench.batch

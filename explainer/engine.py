@@ -26,7 +26,7 @@ from explainer.admission import RowBudget
 from explainer.background_data import BackgroundSnapshot, BackgroundStore
 from explainer.errors import BadRequest, ClientError, PayloadTooLarge, PredictorFailed
 from explainer.features import Schema, adopt, from_background
-from explainer.payloads import ExplainParameters, RowExplanation, RowsRequest
+from explainer.payloads import EXAMPLE, ExplainParameters, RowExplanation, RowsRequest
 from explainer.predictor import ModelMetadata, PredictorClient
 from explainer.predictor.transport import is_text
 from explainer.settings import Settings
@@ -166,6 +166,9 @@ class Engine:
         self.budgets = budgets  # in response order (LIME before SHAP)
         self._masker = masker
         self.features = features
+        # The predictor's metadata declares one BYTES input tensor (not one per feature):
+        # the model takes texts, and rows are refused; rows of known features refuse texts.
+        self.takes_texts = False
         self.feature_names = feature_names
         # The features' kinds and categories: from the background and the settings, then
         # the predictor's metadata; without either, from the settings at the first request.
@@ -180,7 +183,7 @@ class Engine:
         )
 
     async def explain(self, request: RowsRequest) -> Explained:
-        if is_text(request.rows):
+        if self._texts(request):
             return await self._explain_texts(request)
         rows, names = self._checked_rows(request)
         self._check_budgets(request.parameters)
@@ -263,6 +266,22 @@ class Engine:
             RowExplanation({k: s.select(selected) for k, s in row.items()}, facts) for row in fitted
         ]
         return Explained(explained, names, outputs, timings)
+
+    def _texts(self, request: RowsRequest) -> bool:
+        """Whether the request holds texts; a 400 where the model takes the other kind."""
+        texts = is_text(request.rows)
+        where = request.field or "the input"
+        if texts and not self.takes_texts and self.features is not None:
+            raise BadRequest(
+                f"'{where}' holds texts, but the model takes rows of {self.features} "
+                f"features: send rows, e.g. {EXAMPLE}"
+            )
+        if not texts and self.takes_texts:
+            raise BadRequest(
+                f"'{where}' holds rows, but the model takes texts (one BYTES input): send "
+                '{"instances": ["a text", "another"]}'
+            )
+        return texts
 
     def _text_maskers(self, request: RowsRequest) -> list[Text]:
         """A masker per text of the request, or the 4xx that its size calls for."""
@@ -387,7 +406,7 @@ class Engine:
     def problem(self, request: RowsRequest) -> str | None:
         """Why ``request``'s rows cannot be explained (a batch row's error), or None."""
         try:
-            if is_text(request.rows):
+            if self._texts(request):
                 self._text_maskers(request)
             else:
                 self._checked_rows(request)
@@ -396,7 +415,7 @@ class Engine:
         return None
 
     async def predict(self, request: RowsRequest) -> np.ndarray:
-        if is_text(request.rows):
+        if self._texts(request):
             self._text_maskers(request)
             return await self.predictor.infer(request.rows)
         rows, _ = self._checked_rows(request)
@@ -527,6 +546,7 @@ class Engine:
     def adopt(self, metadata: ModelMetadata) -> None:
         """Take the feature count, and names where declared, from the predictor's metadata:
         they win over configuration, which is logged when it disagrees."""
+        self.takes_texts = metadata.input_datatype == "BYTES" and not metadata.feature_names
         if metadata.feature_names:
             names = list(metadata.feature_names)
             if self.feature_names and self.feature_names != names:

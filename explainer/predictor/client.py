@@ -26,7 +26,7 @@ from explainer.features import Schema
 from explainer.predictor.coalescing import Coalescer
 from explainer.predictor.metadata import PROBA_OUTPUT, ModelMetadata
 from explainer.predictor.scoring import Scoring
-from explainer.predictor.transport import Layout, Transport
+from explainer.predictor.transport import Layout, Transport, is_text
 
 log = logging.getLogger(__name__)
 
@@ -122,8 +122,8 @@ class PredictorClient:
 
     def rows_per_call(self, rows: np.ndarray) -> int:
         """The most rows like ``rows`` one call may carry."""
-        if rows.ndim == 1 and rows.dtype == object:  # texts: the longest, as UTF-8 at most
-            row_bytes = 4 + 4 * max((len(t) for t in rows.tolist()), default=0)
+        if is_text(rows):  # texts: the longest one's UTF-8 and its length prefix
+            row_bytes = 4 + max((len(t.encode("utf-8")) for t in rows.tolist()), default=0)
         else:
             row_bytes = self.layout.row_bytes(_features(rows))
         limit = self.transport.rows_per_call(row_bytes)

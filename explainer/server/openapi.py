@@ -28,6 +28,8 @@ SALIENCY = {
         "name": {"type": "string"},
         "score": {"type": "number"},
         "confidence": {"type": "number", "minimum": 0},
+        # a text's segment: its [start, end) character offsets in the text
+        "span": {"type": "array", "items": {"type": "integer"}, "minItems": 2, "maxItems": 2},
     },
 }
 BLOCK = {
@@ -60,6 +62,7 @@ def _rows_request() -> dict[str, Any]:
                             "oneOf": [
                                 ROW,
                                 {"type": "object", "additionalProperties": VALUE},
+                                {"type": "string", "minLength": 1, "description": "a text"},
                             ]
                         },
                     }

@@ -184,3 +184,24 @@ def test_the_long_parquet_output_has_each_segments_span(
     for row in table.itertuples():
         assert TEXTS[row.row][row.start : row.end] == row.feature
     assert len(table) == 2 * sum(len(t.split()) for t in TEXTS)  # two outputs
+
+
+def test_dask_gives_the_single_process_results_text_for_text(
+    corpus: dict[str, Any], tmp_path: Path
+) -> None:
+    single, spread = tmp_path / "single.jsonl", tmp_path / "dask.jsonl"
+    args = ("--explainer_type", "SHAP")
+    run(corpus, corpus["root"] / "texts.jsonl", single, *args)
+    run(
+        corpus,
+        corpus["root"] / "texts.jsonl",
+        spread,
+        *args,
+        "--dask",
+        "local:2",
+        "--partition_rows",
+        "4",
+    )
+    by_row = {r["row"]: r for r in records(spread)}
+    assert [by_row[r["row"]] for r in records(single)] == records(single)
+    assert sorted(by_row) == list(range(len(TEXTS)))

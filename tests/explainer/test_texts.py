@@ -16,7 +16,6 @@ import pytest
 from tests.conftest import ExplainerFactory, Predictor
 from tests.models import TextModel, enumerate_shapley
 
-EXPLAIN = "/v1/models/reviews:explain"
 TEXT = "not a great film but a wonderful cast"
 WORDS = TEXT.split(" ")
 EVERY_COALITION = 2 ** len(WORDS) - 2
@@ -30,7 +29,11 @@ def word_shapley(model: TextModel, text: str) -> np.ndarray:
 
 
 async def post(client: Any, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-    response = await client.post(EXPLAIN, data=orjson.dumps(body))
+    return await post_to(client, "reviews", body)
+
+
+async def post_to(client: Any, model: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    response = await client.post(f"/v1/models/{model}:explain", data=orjson.dumps(body))
     return response.status, orjson.loads(await response.read())
 
 
@@ -148,6 +151,7 @@ async def test_shap_over_kserve_v1_equals_brute_force(
             ("[n] or [n, 1]",),
         ),
         ({"instances": [TEXT], "parameters": {"segments": "letters"}}, 400, ("segments",)),
+        ({"instances": [[1.0, 2.0]]}, 400, ("'instances' holds rows", "takes texts")),
     ],
 )
 async def test_bad_texts_are_a_clear_4xx(
@@ -164,3 +168,21 @@ async def test_bad_texts_are_a_clear_4xx(
         assert word in payload["error"], payload
     answer, _ = await post(client, {"instances": [TEXT]})
     assert answer == 200  # and the service goes on
+
+
+async def test_texts_to_a_model_of_rows_are_a_400(
+    explainer: ExplainerFactory, mlserver: Predictor
+) -> None:
+    client = await explainer("credit", background_data=str(mlserver.data / "credit.csv"))
+    status, payload = await post_to(client, "credit", {"instances": [TEXT]})
+    assert status == 400 and "takes rows of 5 features" in payload["error"], payload
+
+
+async def test_predict_scores_texts(explainer: ExplainerFactory, mlserver: Predictor) -> None:
+    client = await explainer("reviews")
+    texts = [TEXT, "dull and slow"]
+    response = await client.post("/v1/models/reviews:predict", json={"instances": texts})
+    assert response.status == 200, await response.text()
+    body = await response.json()
+    expected = mlserver.models["reviews"].model.predict_proba(texts)
+    np.testing.assert_allclose(np.asarray(body["predictions"]), expected, atol=1e-12)
