@@ -84,6 +84,8 @@ def correlation_histogram(rho: np.ndarray) -> str:
 
 def uncertain(rows: list[int], widest: list[float]) -> str:
     """The rows whose widest SHAP interval is the widest."""
+    if max(widest, default=0.0) == 0:
+        return "<p>Every SHAP score is exact (confidence 0): every coalition was scored.</p>"
     order = np.argsort(-np.array(widest))[:TOP_ROWS]
     table = "".join(f"<tr><td>{rows[i]}</td><td>{widest[i]:.3g}</td></tr>" for i in order)
     return (

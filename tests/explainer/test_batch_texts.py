@@ -100,6 +100,7 @@ def test_the_report_colours_each_word_by_its_score(corpus: dict[str, Any], tmp_p
     assert result.returncode == 0, result.stderr
     html = page.read_text()
     assert "10 texts explained" in html
+    assert "Every SHAP score is exact" in html  # 10 words at most: every coalition
     section = html[html.index('<section id="texts">') :]
     section = section[: section.index("</section>")]
     segments = re.findall(
