@@ -89,3 +89,38 @@ async def test_rows_the_predictor_refuses_fail_only_their_own_request(
     status, body = answers[0]
     assert status == 502 and "value out of range" in body["error"], body
     assert answers[1:] == alone
+
+
+async def test_concurrent_texts_share_calls_and_get_their_own_explanations(
+    explainer: ExplainerFactory, mlserver: Predictor, proxy: FaultProxy
+) -> None:
+    """Texts of different lengths, each its own masker and plan, from concurrent requests:
+    their perturbed texts go out in shared BYTES tensors."""
+    from tests.models import REVIEWS
+
+    client = await explainer(
+        "reviews",
+        predictor_host=f"127.0.0.1:{proxy.port}",
+        explainer_type="LIME",
+        lime_samples=LIME_SAMPLES,
+        max_in_flight=CLIENTS,
+    )
+
+    async def explain_text(text: str) -> tuple[int, dict[str, Any]]:
+        response = await client.post(
+            "/v1/models/reviews:explain", data=orjson.dumps({"instances": [text]})
+        )
+        body = orjson.loads(await response.read())
+        body.pop("timestamp", None)
+        return response.status, body
+
+    texts = [text for text, _ in REVIEWS]
+    proxy.set("pass")
+    alone = [await explain_text(text) for text in texts]
+    assert len(proxy.call_rows) == len(texts)
+    proxy.set("slow")
+    proxy.delay = 0.2
+    together = await asyncio.gather(*(explain_text(text) for text in texts))
+    assert together == alone
+    assert sum(proxy.call_rows) == LIME_SAMPLES * len(texts)
+    assert len(proxy.call_rows) < len(texts) / 2, proxy.call_rows
