@@ -6,6 +6,7 @@ BIN := $(VENV)/bin
 # containers: MLServer (v2 REST and gRPC) and KServe's Python model server (v1); so do
 # moto's S3 server, locust and pip-audit.
 MLSERVER_VENV := .venv-mlserver
+VLLM_VENV := .venv-vllm
 KSERVE_VENV := .venv-kserve
 MOTO_VENV := .venv-moto
 AUDIT_VENV := .venv-audit
@@ -13,7 +14,7 @@ LOCUST_VENV := .venv-locust
 PYSPY_VENV := .venv-pyspy
 
 # docs/settings.md is generated from explainer/settings.py (tests/test_docs.py checks it).
-.PHONY: demo test lint typecheck audit unit soak clean docs bench bench-defaults bench-startup bench-accuracy bench-batch bench-background bench-unseen bench-mixed bench-texts profile
+.PHONY: demo test lint typecheck audit unit soak clean docs bench bench-defaults bench-startup bench-accuracy bench-batch bench-background bench-unseen bench-mixed bench-texts bench-prompts profile
 
 $(VENV)/.runtime: pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,6 +30,14 @@ $(VENV)/.test: $(VENV)/.runtime
 .venv-%/.installed: requirements/%.txt requirements/%-constraints.txt
 	test -x .venv-$*/bin/python || $(PYTHON) -m venv .venv-$*
 	.venv-$*/bin/pip install -q -c requirements/$*-constraints.txt -r requirements/$*.txt
+	touch $@
+
+# vLLM's wheels pull torchvision, torchaudio and torchcodec, which break transformers'
+# import beside the CPU torch: they go.
+.venv-vllm/.installed: requirements/vllm.txt requirements/vllm-constraints.txt
+	test -x .venv-vllm/bin/python || $(PYTHON) -m venv .venv-vllm
+	.venv-vllm/bin/pip install -q -c requirements/vllm-constraints.txt -r requirements/vllm.txt
+	.venv-vllm/bin/pip uninstall -q -y torchvision torchaudio torchcodec
 	touch $@
 
 # Known vulnerabilities in any pinned environment fail; unreachable lookups are reported.
@@ -47,8 +56,8 @@ lint: $(VENV)/.test
 typecheck: $(VENV)/.test
 	$(BIN)/mypy
 
-TEST_SERVERS := $(MLSERVER_VENV)/.installed $(KSERVE_VENV)/.installed $(MOTO_VENV)/.installed $(LOCUST_VENV)/.installed
-TEST_ENV := MLSERVER_BIN=$(CURDIR)/$(MLSERVER_VENV)/bin/mlserver MOTO_BIN=$(CURDIR)/$(MOTO_VENV)/bin/moto_server LOCUST_BIN=$(CURDIR)/$(LOCUST_VENV)/bin/locust
+TEST_SERVERS := $(MLSERVER_VENV)/.installed $(KSERVE_VENV)/.installed $(MOTO_VENV)/.installed $(LOCUST_VENV)/.installed $(VLLM_VENV)/.installed
+TEST_ENV := VLLM_PYTHON=$(CURDIR)/$(VLLM_VENV)/bin/python MLSERVER_BIN=$(CURDIR)/$(MLSERVER_VENV)/bin/mlserver MOTO_BIN=$(CURDIR)/$(MOTO_VENV)/bin/moto_server LOCUST_BIN=$(CURDIR)/$(LOCUST_VENV)/bin/locust
 
 unit: $(VENV)/.test $(TEST_SERVERS)
 	$(TEST_ENV) $(BIN)/pytest
@@ -60,7 +69,7 @@ soak: $(VENV)/.test $(TEST_SERVERS)
 test: lint typecheck audit unit
 
 clean:
-	rm -rf $(VENV) $(MLSERVER_VENV) $(KSERVE_VENV) $(MOTO_VENV) $(AUDIT_VENV) $(LOCUST_VENV) $(PYSPY_VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(MLSERVER_VENV) $(VLLM_VENV) $(KSERVE_VENV) $(MOTO_VENV) $(AUDIT_VENV) $(LOCUST_VENV) $(PYSPY_VENV) .pytest_cache .mypy_cache .ruff_cache
 
 # This project against lime + shap and against the predictor alone, in one run (bench/perf).
 bench: $(VENV)/.test $(MLSERVER_VENV)/.installed
@@ -87,6 +96,10 @@ bench-unseen: $(VENV)/.test
 # Long texts: SHAP's error per predictor row, against shap's KernelExplainer (issue 17).
 bench-texts: $(VENV)/.test $(MLSERVER_VENV)/.installed
 	MLSERVER_BIN=$(CURDIR)/$(MLSERVER_VENV)/bin/mlserver $(BIN)/python -m bench.accuracy.texts
+
+# Prompts to a generative model: calls and latency per explanation, vLLM on CPU (issue 18).
+bench-prompts: $(VENV)/.test $(VLLM_VENV)/.installed
+	VLLM_PYTHON=$(CURDIR)/$(VLLM_VENV)/bin/python $(BIN)/python -m bench.perf.prompts
 
 bench-batch: $(VENV)/.test
 	$(BIN)/python -m bench.batch

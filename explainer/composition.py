@@ -95,6 +95,18 @@ def transport(
             timeout=timeout,
             retries=retries,
         )
+    if settings.predictor_protocol == "openai":
+        from explainer.predictor.openai import OpenAICompletions
+
+        return OpenAICompletions(
+            session,
+            settings.openai_url(),
+            name,
+            timeout=timeout,
+            retries=retries,
+            max_prompts=settings.openai_max_prompts,
+            empty_context=settings.openai_empty_context,
+        )
     from explainer.predictor.rest import V1Rest, V2Rest
 
     if settings.predictor_protocol == "v1":

@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field, replace
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import numpy as np
 
@@ -26,12 +26,19 @@ from explainer.admission import RowBudget
 from explainer.background_data import BackgroundSnapshot, BackgroundStore
 from explainer.errors import BadRequest, ClientError, PayloadTooLarge, PredictorFailed
 from explainer.features import Schema, adopt, from_background
-from explainer.payloads import EXAMPLE, ExplainParameters, RowExplanation, RowsRequest
+from explainer.payloads import (
+    EXAMPLE,
+    ExplainParameters,
+    PromptRequest,
+    RowExplanation,
+    RowsRequest,
+)
 from explainer.predictor import ModelMetadata, PredictorClient
-from explainer.predictor.transport import is_text
+from explainer.predictor.transport import RESPONSE_OUTPUT, Generative, is_text
 from explainer.settings import Settings
 from explainers.interface import Explainer, Masker, Plan
 from explainers.maskers.numeric import NumericRows
+from explainers.maskers.prompt import Prompt
 from explainers.maskers.text import WORDS, Text
 from explainers.saliencies import Saliencies
 
@@ -182,7 +189,9 @@ class Engine:
             2 * settings.predictor_max_batch * settings.predictor_max_concurrency
         )
 
-    async def explain(self, request: RowsRequest) -> Explained:
+    async def explain(self, request: RowsRequest | PromptRequest) -> Explained:
+        if isinstance(request, PromptRequest):
+            return await self._explain_prompt(request)
         if self._texts(request):
             return await self._explain_texts(request)
         rows, names = self._checked_rows(request)
@@ -244,6 +253,44 @@ class Engine:
         ]
         return replace(explained, rows=rows)
 
+    async def _explain_prompt(self, request: PromptRequest) -> Explained:
+        """A generative model's prompt: the value is log p(response | prompt), one output
+        named ``response``; the prompt's words (or sentences) are the segments."""
+        if not self.predictor.transport.generative:
+            raise BadRequest(
+                f"'{request.field}' is for a generative model (PREDICTOR_PROTOCOL=openai); "
+                f"this predictor takes rows or texts, e.g. {EXAMPLE}"
+            )
+        if request.messages is not None or request.prompt is None:
+            raise BadRequest("'messages' are not supported yet: send the chat as a 'prompt'")
+        transport = cast(Generative, self.predictor.transport)
+        params = request.parameters
+        if request.max_tokens > self.settings.max_response_tokens:
+            raise PayloadTooLarge(
+                f"'max_tokens' {request.max_tokens} is over the limit "
+                f"{self.settings.max_response_tokens} (MAX_RESPONSE_TOKENS)"
+            )
+        self._check_budgets(params)
+        segments = params.segments or WORDS
+        text = self._text_masker(request.prompt, segments, "'prompt'")
+        response = request.response
+        if response is None:
+            response = await transport.generate(request.prompt, request.max_tokens)
+            if not response:
+                raise BadRequest("the model's response is empty: send a 'response' to explain")
+        await transport.check_length(request.prompt, response)
+        masker = Prompt(text, response)
+        timings = dict.fromkeys(("plan", "predictor", "fit"), 0.0)
+        job = self._job(params, masker)
+        order, per_row = self._order(job, masker)
+        async with self.budget.hold(per_row):
+            fitted = await self._explain_group(
+                np.empty(1, dtype=object), order, lambda _: masker, job, timings
+            )
+        facts = {b.name: {"segments": segments, "response": response} for b, _ in job.budgets}
+        spans = tuple(zip(text.segmented.names, text.segmented.spans, strict=True))
+        return Explained([RowExplanation(fitted[0], facts, spans)], [], [RESPONSE_OUTPUT], timings)
+
     def _order(self, job: _Job, masker: Masker) -> tuple[list[tuple[Budget, int]], int]:
         """The job's explainers, the largest plan first, and the rows they plan per row."""
         sizes = {b.name: b.explainer.rows_planned(masker, n) for b, n in job.budgets}
@@ -271,6 +318,11 @@ class Engine:
         """Whether the request holds texts; a 400 where the model takes the other kind."""
         texts = is_text(request.rows)
         where = request.field or "the input"
+        if self.predictor.transport.generative:
+            raise BadRequest(
+                f"'{where}': the predictor is a generative model (PREDICTOR_PROTOCOL=openai); "
+                'send {"prompt": "...", "response": "..."}'
+            )
         if texts and not self.takes_texts and self.features is not None:
             raise BadRequest(
                 f"'{where}' holds texts, but the model takes rows of {self.features} "
@@ -292,26 +344,29 @@ class Engine:
                 "(MAX_ROWS): split the request"
             )
         segments = request.parameters.segments or WORDS
-        limit = self.settings.max_text_chars
         maskers = []
         for i, text in enumerate(texts.tolist()):
             where = f"'{request.field}[{i}]'" if request.field else "the text"
-            if len(text) > limit:
-                raise PayloadTooLarge(
-                    f"{where} has {len(text)} characters; the limit is {limit} "
-                    "(MAX_TEXT_CHARS): explain a shorter text"
-                )
-            masker = Text(text, segments)
-            if masker.segments == 0:
-                raise BadRequest(f"{where} has no {segments} to explain; send a text")
-            if masker.segments > self.settings.max_features:
-                raise PayloadTooLarge(
-                    f"{where} has {masker.segments} {segments}; the limit is "
-                    f"{self.settings.max_features} (MAX_FEATURES): explain its sentences "
-                    '("parameters": {"segments": "sentences"}) or a shorter text'
-                )
-            maskers.append(masker)
+            maskers.append(self._text_masker(text, segments, where))
         return maskers
+
+    def _text_masker(self, text: str, segments: str, where: str) -> Text:
+        limit = self.settings.max_text_chars
+        if len(text) > limit:
+            raise PayloadTooLarge(
+                f"{where} has {len(text)} characters; the limit is {limit} "
+                "(MAX_TEXT_CHARS): explain a shorter text"
+            )
+        masker = Text(text, segments)
+        if masker.segments == 0:
+            raise BadRequest(f"{where} has no {segments} to explain; send a text")
+        if masker.segments > self.settings.max_features:
+            raise PayloadTooLarge(
+                f"{where} has {masker.segments} {segments}; the limit is "
+                f"{self.settings.max_features} (MAX_FEATURES): explain its sentences "
+                '("parameters": {"segments": "sentences"}) or a shorter text'
+            )
+        return masker
 
     async def _explain_group(
         self,

@@ -65,8 +65,84 @@ class RowsRequest:
     encoded: bool = False  # rows already in the explainer's own form (background rows)
 
 
-def decode_rows_request(body: bytes) -> RowsRequest:
+PROMPT_KEYS = ("prompt", "messages")
+DEFAULT_MAX_TOKENS = 64  # a response to generate, when the body gives none
+
+
+@dataclass(frozen=True)
+class PromptRequest:
+    """A generative model's prompt (a text, or chat messages) and the response to explain
+    — None: generate it first, up to ``max_tokens``."""
+
+    prompt: str | None
+    messages: list[tuple[str, str]] | None
+    response: str | None
+    max_tokens: int
+    parameters: ExplainParameters
+    field: str = "prompt"
+
+
+def decode_request(body: bytes) -> RowsRequest | PromptRequest:
+    """Rows or texts (``instances``, ``data``, ``inputs``), or a prompt (``prompt``,
+    ``messages``), by the body's top-level keys."""
     payload = _load_json(body)
+    if any(key in payload for key in PROMPT_KEYS):
+        return _prompt_request(payload)
+    return _rows_request(payload, body)
+
+
+def decode_rows_request(body: bytes) -> RowsRequest:
+    return _rows_request(_load_json(body), body)
+
+
+def _prompt_request(payload: dict[str, Any]) -> PromptRequest:
+    present = [key for key in PROMPT_KEYS if key in payload]
+    if len(present) != 1:
+        raise BadRequest("send 'prompt' (a text) or 'messages' (a chat), not both")
+    key = present[0]
+    unknown = sorted(set(payload) - {key, "response", "max_tokens", "parameters", "id"})
+    if unknown:
+        raise BadRequest(
+            f"unknown top-level key(s) {unknown}; allowed beside '{key}': 'response', "
+            "'max_tokens', 'parameters', 'id'"
+        )
+    prompt, messages = None, None
+    if key == "prompt":
+        prompt = payload["prompt"]
+        if not isinstance(prompt, str) or not prompt.strip():
+            raise BadRequest('\'prompt\' must be a non-empty string, e.g. {"prompt": "Why?"}')
+    else:
+        messages = _messages(payload["messages"])
+    response = payload.get("response")
+    if response is not None and (not isinstance(response, str) or not response):
+        raise BadRequest("'response' must be a non-empty string, or left out to generate it")
+    max_tokens = payload.get("max_tokens", DEFAULT_MAX_TOKENS)
+    if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1:
+        raise BadRequest(f"'max_tokens' must be a positive integer, got {max_tokens!r}")
+    parameters = _parameters(payload.get("parameters"))
+    return PromptRequest(prompt, messages, response, max_tokens, parameters, field=key)
+
+
+def _messages(value: Any) -> list[tuple[str, str]]:
+    example = '[{"role": "user", "content": "Why?"}]'
+    if not isinstance(value, list) or not value:
+        raise BadRequest(f"'messages' must be a non-empty list of messages, e.g. {example}")
+    out = []
+    for i, message in enumerate(value):
+        if (
+            not isinstance(message, dict)
+            or set(message) != {"role", "content"}
+            or not all(isinstance(message[k], str) for k in ("role", "content"))
+        ):
+            raise BadRequest(
+                f"'messages[{i}]' must be an object with string 'role' and 'content', e.g. "
+                f"{example}"
+            )
+        out.append((message["role"], message["content"]))
+    return out
+
+
+def _rows_request(payload: dict[str, Any], body: bytes) -> RowsRequest:
     present = [key for key in ROW_KEYS if key in payload]
     if len(present) != 1:
         found = ", ".join(sorted(map(str, payload))) or "none"

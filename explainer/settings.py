@@ -45,11 +45,33 @@ class Settings(BaseSettings):
         validation_alias=_env("predictor_host", "PREDICTOR_HOST"),
         description="Predictor host[:port] (no port means 80) or a full http(s) URL.",
     )
-    predictor_protocol: Literal["v2", "grpc-v2", "v1"] = Field(
+    predictor_protocol: Literal["v2", "grpc-v2", "v1", "openai"] = Field(
         "v2",
         validation_alias=_env("predictor_protocol", "PREDICTOR_PROTOCOL"),
         description="How to talk to the predictor: v2 (Open Inference Protocol over REST), "
-        "grpc-v2 (its gRPC service, as ModelMesh speaks) or v1 (KServe's instances/predictions).",
+        "grpc-v2 (its gRPC service, as ModelMesh speaks), v1 (KServe's instances/predictions) "
+        "or openai (an OpenAI-compatible server of a generative model: a host serves the API "
+        "at /openai/v1, as KServe's huggingface runtime; a URL with a path is used as it is).",
+    )
+    openai_empty_context: str = Field(
+        "<|endoftext|>",
+        min_length=1,
+        validation_alias=_env("openai_empty_context", "OPENAI_EMPTY_CONTEXT"),
+        description="openai: the text scored before the response when masking leaves the "
+        "prompt empty (always for the baseline): the tokenizer's BOS or end-of-text token.",
+    )
+    openai_max_prompts: int = Field(
+        1024,
+        ge=1,
+        validation_alias=_env("openai_max_prompts", "OPENAI_MAX_PROMPTS"),
+        description="openai: most prompts in one completions call (vLLM's default limit).",
+    )
+    max_response_tokens: int = Field(
+        512,
+        ge=1,
+        validation_alias=_env("max_response_tokens", "MAX_RESPONSE_TOKENS"),
+        description="openai: most tokens a request may ask the explainer to generate "
+        "(max_tokens; 413 above).",
     )
     predictor_use_ssl: bool = Field(
         False,
@@ -325,6 +347,12 @@ class Settings(BaseSettings):
         parts = urlsplit(f"{scheme}://{self.predictor_host}")
         port = parts.port or (443 if self.predictor_use_ssl else 80)
         return f"{scheme}://{parts.hostname}:{port}"
+
+    def openai_url(self) -> str:
+        """The OpenAI API's base URL: a URL with a path as it is, else the host's
+        /openai/v1 (KServe's huggingface runtime)."""
+        url = self.predictor_url()
+        return url if urlsplit(url).path not in ("", "/") else f"{url}/openai/v1"
 
     def predictor_tls(self) -> bool:
         return self.predictor_url().startswith("https://")

@@ -115,6 +115,19 @@ def kserve_reviews(
         yield host
 
 
+@pytest.fixture(scope="session")
+def vllm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """vLLM on CPU serving the tiny Qwen2 model (``tests/vllm.py``), started once per
+    session: yields the OpenAI API's base URL."""
+    from tests.vllm import running_vllm
+
+    try:
+        with running_vllm(tmp_path_factory.mktemp("vllm")) as url:
+            yield url
+    except MLServerError as exc:
+        pytest.fail(str(exc))
+
+
 @contextmanager
 def running_kserve(served: models.ServedModel, root: Path) -> Iterator[str]:
     python = Path(os.environ.get("KSERVE_PYTHON", KSERVE_PYTHON))

@@ -97,8 +97,15 @@ def test_explainer_container_is_hardened_and_bounded(name: str, doc: dict[str, A
     assert annotations["sidecar.istio.io/inject"] == "true"
     assert annotations["sidecar.istio.io/rewriteAppHTTPProbers"] == "true"
     predictor = doc["spec"]["predictor"]["model"]
-    assert predictor["protocolVersion"] == "v2" and predictor["runtime"] == "kserve-sklearnserver"
     (container,) = doc["spec"]["explainer"]["containers"]
+    env = {e["name"]: e.get("value") or e["valueFrom"] for e in container["env"]}
+    if env.get("PREDICTOR_PROTOCOL") == "openai":  # a generative model: its vLLM backend
+        assert predictor["modelFormat"]["name"] == "huggingface"
+        assert "--backend=vllm" in predictor["args"]
+        assert f"--model_name={doc['metadata']['name']}" in predictor["args"]
+    else:
+        assert predictor["protocolVersion"] == "v2"
+        assert predictor["runtime"] == "kserve-sklearnserver"
     security = container["securityContext"]
     assert security["allowPrivilegeEscalation"] is False
     assert security["privileged"] is False
@@ -109,7 +116,8 @@ def test_explainer_container_is_hardened_and_bounded(name: str, doc: dict[str, A
         "requests": {"cpu": "100m", "memory": "100Mi"},
         "limits": {"cpu": "1", "memory": "1Gi"},
     }
-    env = {e["name"]: e.get("value") or e["valueFrom"] for e in container["env"]}
+    if "BACKGROUND_DATA" not in env:
+        return
     if env["BACKGROUND_DATA"].startswith("s3://"):
         # Credentials come from a secret, never inline.
         for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):

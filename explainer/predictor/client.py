@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import partial
+from typing import Any
 
 import numpy as np
 
@@ -123,7 +124,7 @@ class PredictorClient:
     def rows_per_call(self, rows: np.ndarray) -> int:
         """The most rows like ``rows`` one call may carry."""
         if is_text(rows):  # texts: the longest one's UTF-8 and its length prefix
-            row_bytes = 4 + max((len(t.encode("utf-8")) for t in rows.tolist()), default=0)
+            row_bytes = 4 + max((_text_bytes(t) for t in rows.tolist()), default=0)
         else:
             row_bytes = self.layout.row_bytes(_features(rows))
         limit = self.transport.rows_per_call(row_bytes)
@@ -173,3 +174,8 @@ class PredictorClient:
 
 def _features(rows: np.ndarray) -> int:
     return int(np.prod(rows.shape[1:])) if rows.ndim > 1 else 1
+
+
+def _text_bytes(value: Any) -> int:
+    """A text's UTF-8 size; a prompt's (``Prompted``) own estimate."""
+    return len(value.encode("utf-8")) if isinstance(value, str) else int(value.size)

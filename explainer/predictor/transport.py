@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
@@ -57,6 +58,8 @@ class Transport(ABC):
     chooses_output = True
     # Whether the transport has an output of its own choosing (a local model's method).
     default_output: str | None = None
+    # Whether the predictor is a generative model, explained by prompts (openai).
+    generative = False
 
     def __init__(self, base_url: str, model_name: str) -> None:
         self.base_url = base_url
@@ -84,6 +87,18 @@ class Transport(ABC):
         """The most rows of ``row_bytes`` one call can carry, if the protocol limits it
         (gRPC's message)."""
         return None
+
+
+RESPONSE_OUTPUT = "response"  # a generative model's one output: log p(response | prompt)
+
+
+class Generative(Protocol):
+    """What a transport of a generative model (``generative = True``) does besides
+    scoring: ``explainer.predictor.openai``."""
+
+    async def generate(self, prompt: str, max_tokens: int) -> str: ...
+
+    async def check_length(self, prompt: str, response: str) -> int: ...
 
 
 TEXT_PARAMETERS = {"content_type": "str"}  # MLServer's StringCodec: BYTES decoded to str

@@ -20,6 +20,7 @@ from explainer.errors import ExplainerError, ModelNotFound, Overloaded, Shutting
 from explainer.payloads import (
     ExplainParameters,
     RowsRequest,
+    decode_request,
     decode_rows_request,
     encode_explanations,
     error_body,
@@ -227,7 +228,7 @@ async def explain(request: web.Request) -> web.Response:
     _refuse_large_body(request)
     runtime.in_flight += 1
     try:
-        decoded = decode_rows_request(await request.read())
+        decoded = decode_request(await request.read())
         kind = decoded.parameters.explainer or kind
         explained = await runtime.engine.explain(decoded)
     except ExplainerError as exc:

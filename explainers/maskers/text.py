@@ -89,15 +89,19 @@ def _kept_pieces(kept: np.ndarray) -> np.ndarray:
     return out
 
 
-class Text:
-    """``explainers.interface.Masker`` for one text."""
-
-    def __init__(self, text: str, segments: str = WORDS) -> None:
-        self.segmented = Segmented(text, tuple(segment_spans(text, segments)))
+class Removal:
+    """What every masker by removal shares (``Text``; ``explainers.maskers.prompt``): one
+    reference, the input with every segment masked; rows are object arrays; LIME's
+    perturbations follow lime's text scheme. A subclass says how many ``segments`` it
+    has and builds the rows for coalitions in ``masked``."""
 
     @property
     def segments(self) -> int:
-        return len(self.segmented.spans)
+        raise NotImplementedError
+
+    def masked(self, kept: np.ndarray) -> np.ndarray:
+        """(n,) the inputs for coalitions ``kept`` (n, M) bool."""
+        raise NotImplementedError
 
     @property
     def width(self) -> int:
@@ -114,17 +118,8 @@ class Text:
     def allocate(self, rows: int) -> np.ndarray:
         return np.empty(rows, dtype=object)
 
-    def masked(self, kept: np.ndarray) -> np.ndarray:
-        """(n,) the texts for coalitions ``kept`` (n, M) bool."""
-        pieces = self.segmented.pieces
-        keep = _kept_pieces(np.asarray(kept, dtype=bool))
-        out = np.empty(len(keep), dtype=object)
-        out[:] = ["".join(pieces[row]) for row in keep]
-        return out
-
     def fill_reference(self, references: References, out: np.ndarray) -> None:
-        out[0] = self.segmented.text
-        out[1] = self.masked(np.zeros((1, self.segments), dtype=bool))[0]
+        out[:2] = self.masked(np.array([[True] * self.segments, [False] * self.segments]))
 
     def fill_masked(self, references: References, masks: np.ndarray, out: np.ndarray) -> None:
         out[:] = self.masked(masks.reshape(-1, self.segments))
@@ -136,8 +131,7 @@ class Text:
         binary = (ranks >= removed[:, None]).astype(np.float64)
         if with_instance:
             binary = np.concatenate([np.ones((1, m)), binary])
-        rows = self.masked(binary > 0)
-        return Perturbations(rows, binary, np.zeros((len(binary), 0)))
+        return Perturbations(self.masked(binary > 0), binary, np.zeros((len(binary), 0)))
 
     def similarity(self, binary: np.ndarray) -> np.ndarray:
         kept = binary.sum(axis=1)
@@ -145,3 +139,22 @@ class Text:
         cosine = np.sqrt(np.maximum(kept, 0.0) / m)  # ⟨z, 1⟩ / (|z| |1|) for binary z
         distance = 100.0 * (1.0 - cosine)
         return np.sqrt(np.exp(-(distance**2) / KERNEL_WIDTH**2))
+
+
+class Text(Removal):
+    """``explainers.interface.Masker`` for one text."""
+
+    def __init__(self, text: str, segments: str = WORDS) -> None:
+        self.segmented = Segmented(text, tuple(segment_spans(text, segments)))
+
+    @property
+    def segments(self) -> int:
+        return len(self.segmented.spans)
+
+    def masked(self, kept: np.ndarray) -> np.ndarray:
+        """(n,) the texts for coalitions ``kept`` (n, M) bool."""
+        pieces = self.segmented.pieces
+        keep = _kept_pieces(np.asarray(kept, dtype=bool))
+        out = np.empty(len(keep), dtype=object)
+        out[:] = ["".join(pieces[row]) for row in keep]
+        return out
