@@ -38,7 +38,7 @@ from explainer.predictor.transport import RESPONSE_OUTPUT, Generative, is_text
 from explainer.settings import Settings
 from explainers.interface import Explainer, Masker, Plan
 from explainers.maskers.numeric import NumericRows
-from explainers.maskers.prompt import Prompt
+from explainers.maskers.prompt import MESSAGES, Chat, Prompt
 from explainers.maskers.text import WORDS, Text
 from explainers.saliencies import Saliencies
 
@@ -248,21 +248,21 @@ class Engine:
             [r for r, _ in results], job, {"segments": segments}, request, [], timings
         )
         rows = [
-            replace(row, segments=tuple(zip(m.segmented.names, m.segmented.spans, strict=True)))
+            replace(row, segments=tuple(m.segmented.items()))
             for row, m in zip(explained.rows, maskers, strict=True)
         ]
         return replace(explained, rows=rows)
 
     async def _explain_prompt(self, request: PromptRequest) -> Explained:
-        """A generative model's prompt: the value is log p(response | prompt), one output
-        named ``response``; the prompt's words (or sentences) are the segments."""
+        """A generative model's prompt or chat: the value is log p(response | prompt), one
+        output named ``response``; the segments are the prompt's (or the messages')
+        words or sentences, or whole messages. The response is generated first when the
+        request has none."""
         if not self.predictor.transport.generative:
             raise BadRequest(
                 f"'{request.field}' is for a generative model (PREDICTOR_PROTOCOL=openai); "
                 f"this predictor takes rows or texts, e.g. {EXAMPLE}"
             )
-        if request.messages is not None or request.prompt is None:
-            raise BadRequest("'messages' are not supported yet: send the chat as a 'prompt'")
         transport = cast(Generative, self.predictor.transport)
         params = request.parameters
         if request.max_tokens > self.settings.max_response_tokens:
@@ -272,14 +272,34 @@ class Engine:
             )
         self._check_budgets(params)
         segments = params.segments or WORDS
-        text = self._text_masker(request.prompt, segments, "'prompt'")
+        masker: Prompt | Chat
+        prompt: str | tuple[tuple[str, str], ...]
+        if request.messages is not None:
+            prompt = tuple(request.messages)
+            for i, (_, content) in enumerate(request.messages):
+                self._check_text_size(content, f"'messages[{i}].content'")
+        else:
+            assert request.prompt is not None
+            prompt = request.prompt
+            text = self._text_masker(request.prompt, segments, "'prompt'")
         response = request.response
         if response is None:
-            response = await transport.generate(request.prompt, request.max_tokens)
+            response = await transport.generate(prompt, request.max_tokens)
             if not response:
                 raise BadRequest("the model's response is empty: send a 'response' to explain")
-        await transport.check_length(request.prompt, response)
-        masker = Prompt(text, response)
+        await transport.check_length(prompt, response)
+        if request.messages is not None:
+            masker = Chat(request.messages, response, segments)
+            if masker.segments == 0:
+                raise BadRequest(f"'messages' have no {segments} to explain")
+            if masker.segments > self.settings.max_features:
+                raise PayloadTooLarge(
+                    f"'messages' have {masker.segments} {segments}; the limit is "
+                    f"{self.settings.max_features} (MAX_FEATURES): explain whole messages"
+                )
+            items = masker.items()
+        else:
+            masker, items = Prompt(text, response), text.segmented.items()
         timings = dict.fromkeys(("plan", "predictor", "fit"), 0.0)
         job = self._job(params, masker)
         order, per_row = self._order(job, masker)
@@ -288,8 +308,8 @@ class Engine:
                 np.empty(1, dtype=object), order, lambda _: masker, job, timings
             )
         facts = {b.name: {"segments": segments, "response": response} for b, _ in job.budgets}
-        spans = tuple(zip(text.segmented.names, text.segmented.spans, strict=True))
-        return Explained([RowExplanation(fitted[0], facts, spans)], [], [RESPONSE_OUTPUT], timings)
+        row = RowExplanation(fitted[0], facts, tuple(items))
+        return Explained([row], [], [RESPONSE_OUTPUT], timings)
 
     def _order(self, job: _Job, masker: Masker) -> tuple[list[tuple[Budget, int]], int]:
         """The job's explainers, the largest plan first, and the rows they plan per row."""
@@ -350,12 +370,20 @@ class Engine:
             maskers.append(self._text_masker(text, segments, where))
         return maskers
 
-    def _text_masker(self, text: str, segments: str, where: str) -> Text:
+    def _check_text_size(self, text: str, where: str) -> None:
         limit = self.settings.max_text_chars
         if len(text) > limit:
             raise PayloadTooLarge(
                 f"{where} has {len(text)} characters; the limit is {limit} "
                 "(MAX_TEXT_CHARS): explain a shorter text"
+            )
+
+    def _text_masker(self, text: str, segments: str, where: str) -> Text:
+        self._check_text_size(text, where)
+        if segments == MESSAGES:
+            raise BadRequest(
+                f'"parameters.segments": "messages" is for chat \'messages\'; {where} has '
+                '"words" or "sentences"'
             )
         masker = Text(text, segments)
         if masker.segments == 0:

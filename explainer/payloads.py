@@ -37,8 +37,9 @@ class ExplainParameters(BaseModel):
     target: list[int | str] | None = None
     # The largest acceptable 95% half-width: sample in rounds until every score meets it.
     tolerance: float | None = Field(None, gt=0, allow_inf_nan=False)
-    # How a text is cut into segments: "words" (default) or "sentences".
-    segments: Literal["words", "sentences"] | None = None
+    # How a text or prompt is cut into segments: "words" (default), "sentences", or for
+    # chat messages "messages".
+    segments: Literal["words", "sentences", "messages"] | None = None
 
     @field_validator("explainer", mode="before")
     @classmethod
@@ -467,15 +468,15 @@ class RowExplanation:
 
     saliencies: dict[str, Saliencies]
     facts: dict[str, dict[str, Any]]  # per explainer: e.g. the background used
-    # A text's segments, each its text and [start, end) offsets; None for tabular rows,
-    # whose features are the request's
-    segments: tuple[tuple[str, tuple[int, int]], ...] | None = None
+    # A text's or prompt's segments, as their items describe them ({"name", "span"}, and
+    # "message" in a chat); None for tabular rows, whose features are the request's
+    segments: tuple[dict[str, Any], ...] | None = None
 
     def items(self, features: list[str]) -> list[dict[str, Any]]:
         """Per segment, what its saliency items say besides score and confidence."""
         if self.segments is None:
             return [{"name": name} for name in features]
-        return [{"name": name, "span": list(span)} for name, span in self.segments]
+        return list(self.segments)
 
 
 def saliency_items(

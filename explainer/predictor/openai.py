@@ -14,6 +14,7 @@ read as the special token).
 
 from __future__ import annotations
 
+import asyncio
 from collections import OrderedDict
 from typing import Any
 
@@ -26,6 +27,8 @@ from explainer.predictor.rest import RestTransport
 from explainer.predictor.transport import RESPONSE_OUTPUT, Layout
 from explainers.maskers.prompt import Prompted
 
+Conversation = tuple[tuple[str, str], ...]  # (role, content) per message
+Prompt = str | Conversation
 _HEADERS = {"Content-Type": "application/json", "Accept-Encoding": "identity"}
 _TOKENS_REMEMBERED = 200_000
 NO_LOGPROBS = (
@@ -54,8 +57,10 @@ class OpenAICompletions(RestTransport):
         self.max_prompts = max_prompts
         self.empty_context = empty_context
         self.max_model_len: int | None = None
-        self._tokens: OrderedDict[str, tuple[int, ...]] = OrderedDict()
+        self._tokens: OrderedDict[Prompt, tuple[int, ...]] = OrderedDict()
         self.tokens_scored = 0
+        # vLLM renders and tokenizes a chat at /tokenize beside the API's /v1
+        self.tokenize_url = f"{api_url.removesuffix('/v1')}/tokenize"
 
     @property
     def model_url(self) -> str:
@@ -127,23 +132,60 @@ class OpenAICompletions(RestTransport):
                 self._remember(text, tuple(int(i) for i in ids))
         return [self._tokens[t] if t else () for t in texts]
 
-    def _remember(self, text: str, ids: tuple[int, ...]) -> None:
+    async def tokenize_chats(self, chats: list[Conversation]) -> list[tuple[int, ...]]:
+        """The server's tokens of each chat as its template renders it, with the
+        generation prompt (vLLM's /tokenize: one chat a call, several at once)."""
+        todo = list(dict.fromkeys(c for c in chats if c not in self._tokens))
+        limit = asyncio.Semaphore(16)
+
+        async def one(chat: Conversation) -> None:
+            body = orjson.dumps(
+                {
+                    "model": self.model_name,
+                    "messages": [{"role": r, "content": c} for r, c in chat],
+                    "add_generation_prompt": True,
+                }
+            )
+            async with limit:
+                status, answer, _ = await self.request(
+                    "POST", self.tokenize_url, body, headers=_HEADERS
+                )
+            if status == 404:
+                raise PredictorFailed(
+                    f"the predictor has no {self.tokenize_url} to render chat messages (vLLM's "
+                    "OpenAI server has it): send the rendered chat as 'prompt'"
+                )
+            if status != 200:
+                raise self.failure(status, answer)
+            ids = orjson.loads(answer).get("tokens")
+            if not isinstance(ids, list):
+                raise PredictorFailed(f"{self.tokenize_url} answered no 'tokens'")
+            self._remember(chat, tuple(int(i) for i in ids))
+
+        await asyncio.gather(*(one(chat) for chat in todo))
+        return [self._tokens[c] for c in chats]
+
+    def _remember(self, text: Prompt, ids: tuple[int, ...]) -> None:
         self._tokens[text] = ids
         if len(self._tokens) > _TOKENS_REMEMBERED:
             self._tokens.popitem(last=False)
 
-    async def sequence(self, prompt: str, response: str) -> tuple[tuple[int, ...], int]:
+    async def sequence(self, prompt: Prompt, response: str) -> tuple[int, ...]:
         """tokens(prompt) + tokens(response) — the empty context where the prompt has
-        no tokens — and the response's token count."""
-        context, ids, answer = await self.tokenize([self.empty_context, prompt, response])
-        return (ids or context) + answer, len(answer)
+        no tokens."""
+        context, answer = await self.tokenize([self.empty_context, response])
+        if isinstance(prompt, str):
+            (ids,) = await self.tokenize([prompt])
+        else:
+            (ids,) = await self.tokenize_chats([prompt])
+        return (ids or context) + answer
 
-    async def check_length(self, prompt: str, response: str) -> int:
+    async def check_length(self, prompt: Prompt, response: str) -> int:
         """The longest sequence this explanation scores, in tokens: a 413 when over the
         model's context."""
         try:
-            full, _ = await self.sequence(prompt, response)
-            empty, _ = await self.sequence("", response)
+            full = await self.sequence(prompt, response)
+            empty = await self.sequence(_emptied(prompt), response)
         except PredictorFailed as exc:
             if exc.upstream_status == 400 and "context" in exc.message:
                 raise PayloadTooLarge(
@@ -163,16 +205,18 @@ class OpenAICompletions(RestTransport):
     async def score(self, rows: np.ndarray, output: str | None, layout: Layout) -> np.ndarray:
         prompted: list[Prompted] = rows.tolist()
         unique = list(dict.fromkeys(prompted))
-        texts = [p.prompt for p in unique if isinstance(p.prompt, str)]
-        if len(texts) != len(unique):
-            raise PredictorFailed("chat prompts need the chat template: not supported here")
+        texts = list(dict.fromkeys(p.prompt for p in unique if isinstance(p.prompt, str)))
+        chats = list(dict.fromkeys(p.prompt for p in unique if not isinstance(p.prompt, str)))
         responses = list(dict.fromkeys(p.response for p in unique))
         ids = await self.tokenize([self.empty_context, *texts, *responses])
-        context, by_prompt = ids[0], dict(zip(texts, ids[1 : 1 + len(texts)], strict=True))
+        context = ids[0]
+        by_prompt: dict[Prompt, tuple[int, ...]] = dict(
+            zip(texts, ids[1 : 1 + len(texts)], strict=True)
+        )
+        by_prompt.update(zip(chats, await self.tokenize_chats(chats), strict=True))
         by_response = dict(zip(responses, ids[1 + len(texts) :], strict=True))
         sequences = [
-            list((by_prompt[t] or context) + by_response[p.response])
-            for t, p in zip(texts, unique, strict=True)
+            list((by_prompt[p.prompt] or context) + by_response[p.response]) for p in unique
         ]
         answer = await self._post(
             "completions", {"prompt": sequences, "max_tokens": 0, "echo": True, "logprobs": 0}
@@ -193,12 +237,25 @@ class OpenAICompletions(RestTransport):
             self.tokens_scored += len(sequence)
         return np.array([[values[p]] for p in prompted], dtype=np.float64)
 
-    async def generate(self, prompt: str, max_tokens: int) -> str:
-        """The response at temperature 0."""
-        answer = await self._post(
-            "completions", {"prompt": prompt, "max_tokens": max_tokens, "temperature": 0}
-        )
-        text = answer["choices"][0].get("text") if answer["choices"] else None
+    async def generate(self, prompt: Prompt, max_tokens: int) -> str:
+        """The response at temperature 0 (a chat's: the assistant message's content)."""
+        request: dict[str, Any]
+        if isinstance(prompt, str):
+            path, request = "completions", {"prompt": prompt}
+        else:
+            messages = [{"role": r, "content": c} for r, c in prompt]
+            path, request = "chat/completions", {"messages": messages}
+        answer = await self._post(path, {**request, "max_tokens": max_tokens, "temperature": 0})
+        choice = answer["choices"][0] if answer["choices"] else {}
+        if isinstance(prompt, str):
+            text = choice.get("text")
+        else:
+            text = (choice.get("message") or {}).get("content")
         if not isinstance(text, str):
-            raise PredictorFailed("the predictor's completion has no text")
+            raise PredictorFailed(f"the predictor's {path} answer has no text")
         return text
+
+
+def _emptied(prompt: Prompt) -> Prompt:
+    """The prompt with every segment masked."""
+    return "" if isinstance(prompt, str) else tuple((role, "") for role, _ in prompt)

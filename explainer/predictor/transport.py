@@ -96,9 +96,11 @@ class Generative(Protocol):
     """What a transport of a generative model (``generative = True``) does besides
     scoring: ``explainer.predictor.openai``."""
 
-    async def generate(self, prompt: str, max_tokens: int) -> str: ...
+    async def generate(self, prompt: str | tuple[tuple[str, str], ...], max_tokens: int) -> str: ...
 
-    async def check_length(self, prompt: str, response: str) -> int: ...
+    async def check_length(
+        self, prompt: str | tuple[tuple[str, str], ...], response: str
+    ) -> int: ...
 
 
 TEXT_PARAMETERS = {"content_type": "str"}  # MLServer's StringCodec: BYTES decoded to str

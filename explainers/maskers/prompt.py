@@ -54,24 +54,50 @@ class Prompt(Removal):
         return _rows(self.text.masked(kept).tolist(), self.response)
 
 
-class Chat(Removal):
-    """A chat prompt, one segment per message: a masked message keeps its role with
-    empty content."""
+MESSAGES = "messages"
 
-    def __init__(self, messages: list[tuple[str, str]], response: str) -> None:
-        self.messages = tuple(messages)
+
+class Chat(Removal):
+    """Chat messages and the response: segments are the messages' words or sentences
+    (each message's content cut as a ``Text``), or with ``MESSAGES`` whole messages. A
+    masked message keeps its role; masked wholly, its content is empty."""
+
+    def __init__(self, messages: list[tuple[str, str]], response: str, segments: str) -> None:
+        self.roles = tuple(role for role, _ in messages)
+        self.contents = tuple(content for _, content in messages)
         self.response = response
+        self.whole = segments == MESSAGES
+        self.texts = [] if self.whole else [Text(c, segments) for c in self.contents]
+        counts = [1] * len(messages) if self.whole else [t.segments for t in self.texts]
+        self.bounds = np.concatenate([[0], np.cumsum(counts)]).astype(int)
 
     @property
     def segments(self) -> int:
-        return len(self.messages)
+        return int(self.bounds[-1])
+
+    def items(self) -> list[dict[str, object]]:
+        """Each segment as the response describes it: its text, its [start, end) in its
+        message's content, and the message's index."""
+        if self.whole:
+            return [
+                {"name": c, "span": [0, len(c)], "message": i} for i, c in enumerate(self.contents)
+            ]
+        return [
+            {**item, "message": i}
+            for i, text in enumerate(self.texts)
+            for item in text.segmented.items()
+        ]
 
     def masked(self, kept: np.ndarray) -> np.ndarray:
+        kept = np.asarray(kept, dtype=bool)
+        columns = []
+        for i, content in enumerate(self.contents):
+            part = kept[:, self.bounds[i] : self.bounds[i + 1]]
+            if self.whole:
+                columns.append([content if k else "" for k in part[:, 0].tolist()])
+            else:
+                columns.append(self.texts[i].masked(part).tolist())
         prompts: list[str | tuple[tuple[str, str], ...]] = [
-            tuple(
-                (role, content if keep else "")
-                for (role, content), keep in zip(self.messages, row, strict=True)
-            )
-            for row in np.asarray(kept, dtype=bool).tolist()
+            tuple(zip(self.roles, contents, strict=True)) for contents in zip(*columns, strict=True)
         ]
         return _rows(prompts, self.response)

@@ -56,6 +56,10 @@ class Segmented:
     def names(self) -> list[str]:
         return [self.text[a:b] for a, b in self.spans]
 
+    def items(self) -> list[dict[str, object]]:
+        """Each segment as the response describes it: its text and its [start, end)."""
+        return [{"name": self.text[a:b], "span": [a, b]} for a, b in self.spans]
+
     @cached_property
     def pieces(self) -> np.ndarray:
         """(2M + 1,) object: leading whitespace, then each segment and the whitespace

@@ -160,6 +160,8 @@ async def test_sampled_shap_intervals_cover_the_exact_values(
         ({"instances": [[1.0, 2.0]]}, 400, ("generative model", "prompt")),
         ({"instances": ["a text"]}, 400, ("generative model",)),
         ({"prompt": PROMPT, "temperature": 1}, 400, ("unknown top-level key",)),
+        ({"messages": [{"role": "user"}]}, 400, ("'messages[0]'", "'content'")),
+        ({"prompt": PROMPT, "parameters": {"segments": "messages"}}, 400, ("chat",)),
     ],
 )
 async def test_bad_prompts_are_a_clear_4xx(
@@ -231,3 +233,72 @@ async def test_a_server_with_no_log_probabilities_is_a_502_naming_the_fix(
         if "session" in session_holder:
             await session_holder["session"].close()
         await asyncio.sleep(0)
+
+
+CHAT = [
+    {"role": "system", "content": "Answer briefly."},
+    {"role": "user", "content": "Why was the loan refused?"},
+    {"role": "assistant", "content": "The income was low."},
+    {"role": "user", "content": "And the debts?"},
+]
+
+
+def chat_value(api: str, messages: list[dict[str, str]], response: str) -> float:
+    """log p(response | the chat template's rendering with the generation prompt)."""
+    rendered = requests.post(
+        api.removesuffix("/v1") + "/tokenize",
+        json={"model": MODEL, "messages": messages, "add_generation_prompt": True},
+        timeout=60,
+    ).json()["tokens"]
+    sequence = list(rendered) + tokens(api, response)
+    answer = requests.post(
+        f"{api}/completions",
+        json={"model": MODEL, "prompt": [sequence], "max_tokens": 0, "echo": True, "logprobs": 0},
+        timeout=60,
+    ).json()
+    return float(sum(answer["choices"][0]["logprobs"]["token_logprobs"][len(rendered) :]))
+
+
+async def test_chat_messages_as_segments_equal_brute_force(
+    explainer: ExplainerFactory, vllm: str
+) -> None:
+    """A masked message keeps its role with empty content."""
+    client = await start(explainer, vllm, explainer_type="SHAP")
+    body = {"messages": CHAT, "response": RESPONSE, "parameters": {"segments": "messages"}}
+    status, payload = await post(client, body)
+    assert status == 200, payload
+    items = sorted(payload["SHAP"]["saliencies"]["response"], key=lambda i: i["message"])
+    assert [i["name"] for i in items] == [m["content"] for m in CHAT]
+    assert [i["span"] for i in items] == [[0, len(m["content"])] for m in CHAT]
+
+    def value(kept: list[int]) -> np.ndarray:
+        masked = [
+            {"role": m["role"], "content": m["content"] if i in kept else ""}
+            for i, m in enumerate(CHAT)
+        ]
+        return np.array([chat_value(vllm, masked, RESPONSE)])
+
+    truth = enumerate_shapley(value, len(CHAT))[0]
+    np.testing.assert_allclose([i["score"] for i in items], truth, atol=2e-4)
+    assert payload["SHAP"]["exact"] is True
+
+
+async def test_chat_words_carry_their_message_and_span(
+    explainer: ExplainerFactory, vllm: str
+) -> None:
+    client = await start(explainer, vllm, lime_samples=300)
+    status, payload = await post(client, {"messages": CHAT[1:2], "max_tokens": 3})
+    assert status == 200, payload
+    expected = requests.post(
+        f"{vllm}/chat/completions",
+        json={"model": MODEL, "messages": CHAT[1:2], "max_tokens": 3, "temperature": 0},
+        timeout=60,
+    ).json()["choices"][0]["message"]["content"]
+    assert payload["SHAP"]["response"] == expected
+    content = CHAT[1]["content"]
+    items = sorted(payload["SHAP"]["saliencies"]["response"], key=lambda i: i["span"][0])
+    assert [content[a:b] for a, b in (i["span"] for i in items)] == content.split(" ")
+    assert {i["message"] for i in items} == {0}
+    shap = payload["SHAP"]
+    total = sum(i["score"] for i in items)
+    assert total == pytest.approx(shap["prediction"]["response"] - shap["baseline"]["response"])
