@@ -8,6 +8,8 @@ request."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import numpy as np
@@ -189,50 +191,84 @@ async def test_a_prompt_to_a_model_of_rows_is_a_400(
     assert response.status == 400 and "generative model" in payload["error"], payload
 
 
+@contextlib.asynccontextmanager
+async def proxy(
+    vllm: str, change: Callable[[str, dict[str, Any]], dict[str, Any]], delay: float = 0.0
+) -> AsyncIterator[str]:
+    """A proxy in front of vLLM that passes ``change(path, answer)`` on for every
+    completions answer, after ``delay`` seconds; yields its API URL."""
+    import aiohttp
+
+    async with aiohttp.ClientSession() as session:
+
+        async def handle(request: web.Request) -> web.Response:
+            body = await request.read()
+            upstream = vllm.removesuffix("/v1") + request.path
+            headers = {"Content-Type": "application/json"}
+            async with session.request(
+                request.method, upstream, data=body or None, headers=headers
+            ) as answer:
+                data, status = await answer.read(), answer.status
+            if request.path.endswith("/completions") and status == 200:
+                await asyncio.sleep(delay)
+                data = orjson.dumps(change(request.path, orjson.loads(data)))
+            return web.Response(body=data, status=status, content_type="application/json")
+
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", handle)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        port = free_port()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        try:
+            yield f"http://127.0.0.1:{port}/v1"
+        finally:
+            await runner.cleanup()
+
+
+def no_logprobs(path: str, answer: dict[str, Any]) -> dict[str, Any]:
+    for choice in answer.get("choices", []):
+        choice["logprobs"] = None
+    return answer
+
+
 async def test_a_server_with_no_log_probabilities_is_a_502_naming_the_fix(
     explainer: ExplainerFactory, vllm: str
 ) -> None:
     """KServe's huggingface runtime with its HF backend answers ``logprobs: null``: a
     proxy in front of vLLM does the same."""
-    session_holder: dict[str, Any] = {}
-
-    async def handle(request: web.Request) -> web.Response:
-        import aiohttp
-
-        session = session_holder.setdefault("session", aiohttp.ClientSession())
-        body = await request.read()
-        upstream = vllm.removesuffix("/v1") + request.path
-        async with session.request(
-            request.method,
-            upstream,
-            data=body or None,
-            headers={"Content-Type": "application/json"},
-        ) as answer:
-            data = await answer.read()
-            status = answer.status
-        if request.path.endswith("/completions") and status == 200:
-            parsed = orjson.loads(data)
-            for choice in parsed.get("choices", []):
-                choice["logprobs"] = None
-            data = orjson.dumps(parsed)
-        return web.Response(body=data, status=status, content_type="application/json")
-
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    try:
-        client = await start(explainer, f"http://127.0.0.1:{port}/v1")
+    async with proxy(vllm, no_logprobs) as api:
+        client = await start(explainer, api)
         answer, payload = await post(client, {"prompt": PROMPT, "response": RESPONSE})
-        assert answer == 502, payload
-        assert "no log-probabilities" in payload["error"] and "vLLM backend" in payload["error"]
-    finally:
-        await runner.cleanup()
-        if "session" in session_holder:
-            await session_holder["session"].close()
-        await asyncio.sleep(0)
+    assert answer == 502, payload
+    assert "no log-probabilities" in payload["error"] and "vLLM backend" in payload["error"]
+
+
+async def test_a_server_that_times_out_is_a_504_and_the_service_goes_on(
+    explainer: ExplainerFactory, vllm: str
+) -> None:
+    async with proxy(vllm, lambda _, answer: answer, delay=3.0) as api:
+        client = await start(explainer, api, predictor_timeout=1.0, predictor_retries=0)
+        answer, payload = await post(client, {"prompt": PROMPT, "response": RESPONSE})
+        assert answer == 504 and "within 1 s" in payload["error"], payload
+    direct = await start(explainer, vllm)
+    answer, _ = await post(direct, {"prompt": PROMPT, "response": RESPONSE})
+    assert answer == 200
+
+
+async def test_a_tolerance_is_met_by_sampling_in_rounds(
+    explainer: ExplainerFactory, vllm: str
+) -> None:
+    prompt = (
+        "The bank approved the loan because the applicant had a long credit history and low debts"
+    )
+    client = await start(explainer, vllm, explainer_type="SHAP")
+    body = {"prompt": prompt, "response": RESPONSE, "parameters": {"tolerance": 0.05}}
+    status, payload = await post(client, body)
+    assert status == 200, payload
+    shap = payload["SHAP"]
+    assert shap["tolerance_met"] is True and shap["exact"] is False
+    assert max(i["confidence"] for i in shap["saliencies"]["response"]) <= 0.05
 
 
 CHAT = [
