@@ -2,13 +2,14 @@
 (``make bench-prompts``) writes bench/results/prompts.md and .json.
 
 vLLM on CPU serving the tests' tiny Qwen2 model (``tests/vllm.py``), the explainer in
-front of it over the OpenAI API. Per prompt length, at the defaults: the predictor calls
-and rows (masked prompts scored) one explanation sends and its latency (median of
-``REQUESTS`` after a first), beside the one-call-per-perturbation pattern (TokenSHAP,
-captum's remote path) on the same server — one completions call per masked prompt,
-timed on ``SAMPLED_CALLS`` of them and extrapolated to the same rows. Exactness: for the
-shortest prompt, the largest difference between SHAP and brute force (every coalition
-scored in a request of its own), and |Σ scores − (prediction − baseline)|.
+front of it over the OpenAI API, through a proxy that counts its HTTP calls and the
+prompt tokens the server scored. Per prompt length, at the defaults: calls, masked
+prompts scored, tokens, and the latency (median of ``REQUESTS`` prompts it has not seen,
+after a first), beside the one-call-per-perturbation pattern (TokenSHAP, captum's remote
+path) on the same server — one completions call per masked prompt, timed on
+``SAMPLED_CALLS`` of them and extrapolated to the same rows. Exactness: for the shortest
+prompt, the largest difference between SHAP and brute force (every coalition scored in a
+request of its own), and |Σ scores − (prediction − baseline)|.
 """
 
 from __future__ import annotations
@@ -42,13 +43,67 @@ SAMPLED_CALLS = 100
 EMPTY_CONTEXT = "<|endoftext|>"
 
 
-def _metric(base: str, name: str) -> float:
+def _rows(base: str) -> float:
+    """Masked prompts the explainer has had scored (its predictor rows counter)."""
     body = requests.get(f"{base}/metrics", timeout=10).text
     return sum(
         float(line.rsplit(" ", 1)[1])
         for line in body.splitlines()
-        if line.startswith(name) and not line.startswith("#")
+        if line.startswith("explainer_predictor_rows_total")
     )
+
+
+class CountingProxy:
+    """An HTTP proxy in front of vLLM counting every call the explainer makes and the
+    prompt tokens the server reports it scored (``usage.prompt_tokens``)."""
+
+    def __init__(self, upstream: str) -> None:
+        import http.server
+        import threading
+
+        self.calls = 0
+        self.tokens = 0
+        proxy = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                return None
+
+            def _forward(self) -> None:
+                body = self._body()
+                answer = requests.request(
+                    self.command,
+                    upstream + self.path,
+                    data=body,
+                    headers={"Content-Type": "application/json"},
+                    timeout=600,
+                )
+                if self.command == "POST":
+                    proxy.calls += 1
+                    usage = answer.json().get("usage") if answer.ok else None
+                    proxy.tokens += int((usage or {}).get("prompt_tokens") or 0)
+                self.send_response(answer.status_code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(answer.content)))
+                self.end_headers()
+                self.wfile.write(answer.content)
+
+            def _body(self) -> bytes | None:
+                if self.headers.get("Transfer-Encoding", "").lower() != "chunked":
+                    length = int(self.headers.get("Content-Length") or 0)
+                    return self.rfile.read(length) if length else None
+                parts = []  # the explainer streams its bodies in chunks
+                while size := int(self.rfile.readline().split(b";")[0].strip() or b"0", 16):
+                    parts.append(self.rfile.read(size))
+                    self.rfile.readline()
+                self.rfile.readline()
+                return b"".join(parts)
+
+            do_GET = do_POST = _forward
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
 
 def one_call(api: str, prompt: str) -> float:
@@ -108,35 +163,33 @@ def brute_force(api: str, words: list[str]) -> np.ndarray:
 def measure(api: str) -> dict[str, Any]:
     rows: list[dict[str, Any]] = []
     exactness: dict[str, Any] = {}
+    counting = CountingProxy(api.removesuffix("/v1"))
     for kind in ("SHAP", "ALL"):
         process, base = start_explainer(
-            MODEL, api, "--predictor_protocol", "openai", "--explainer_type", kind
+            MODEL, f"{counting.url}/v1", "--predictor_protocol", "openai", "--explainer_type", kind
         )
         try:
             wait_ok(f"{base}/v2/health/ready", process, seconds=120)
             for length in LENGTHS:
-                prompt = " ".join(WORDS[:length])
-                body = {"prompt": prompt, "response": RESPONSE}
                 url = f"{base}/v1/models/{MODEL}:explain"
+                body = {"prompt": " ".join(WORDS[:length]), "response": RESPONSE}
                 first = requests.post(url, json=body, timeout=600).json()
-                calls0 = _metric(base, "explainer_predictor_call_seconds_count")
-                rows0 = _metric(base, "explainer_predictor_rows_total")
+                calls0, tokens0, rows0 = counting.calls, counting.tokens, _rows(base)
                 seconds = []
-                for _ in range(REQUESTS):
+                for r in range(1, REQUESTS + 1):  # prompts it has not seen: no token reuse
+                    words = WORDS[r:] + WORDS[:r]
+                    again = {"prompt": " ".join(words[:length]), "response": RESPONSE}
                     started = time.perf_counter()
-                    answer = requests.post(url, json=body, timeout=600)
+                    answer = requests.post(url, json=again, timeout=600)
                     seconds.append(time.perf_counter() - started)
                     assert answer.status_code == 200, answer.text
-                calls = (
-                    _metric(base, "explainer_predictor_call_seconds_count") - calls0
-                ) / REQUESTS
-                sent = (_metric(base, "explainer_predictor_rows_total") - rows0) / REQUESTS
                 rows.append(
                     {
                         "mode": kind,
                         "words": length,
-                        "calls": calls,
-                        "rows": sent,
+                        "calls": (counting.calls - calls0) / REQUESTS,
+                        "tokens": (counting.tokens - tokens0) / REQUESTS,
+                        "rows": (_rows(base) - rows0) / REQUESTS,
                         "seconds": statistics.median(seconds),
                         "exact": first["SHAP"]["exact"],
                     }
@@ -180,13 +233,14 @@ def main() -> None:
         f"defaults; response `{RESPONSE!r}`. One call per perturbation: "
         f"{SAMPLED_CALLS} single-prompt completions calls timed, times the rows.",
         "",
-        "| words | mode | predictor calls | masked prompts scored | latency | one call per "
-        "perturbation, same rows | speed-up |",
-        "|---|---|---|---|---|---|---|",
+        "| words | mode | HTTP calls to the server | masked prompts scored | prompt tokens "
+        "the server scored | latency | one call per perturbation, same rows | speed-up |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in found["rows"]:
         lines.append(
             f"| {r['words']} | {r['mode']} | {r['calls']:.0f} | {r['rows']:,.0f} | "
+            f"{r['tokens']:,.0f} | "
             f"{r['seconds']:.2f} s{' (exact)' if r['exact'] else ''} | "
             f"{r['one_call_each_seconds']:.1f} s | "
             f"**{r['one_call_each_seconds'] / r['seconds']:.0f}×** |"
