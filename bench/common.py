@@ -32,6 +32,18 @@ def start_explainer(
     )
 
 
+def metric(base: str, name: str) -> float:
+    """The sum of an explainer's Prometheus samples named ``name`` (every label), now."""
+    import requests
+
+    body = requests.get(f"{base}/metrics", timeout=10).text
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in body.splitlines()
+        if line.startswith(name) and not line.startswith("#")
+    )
+
+
 def rss_bytes(pid: int) -> int:
     """Resident memory of process ``pid`` now (VmRSS)."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():

@@ -230,19 +230,12 @@ class Engine:
         """Texts: each its own masker and budget (its segments are its own), explained
         concurrently so that their rows share predictor calls."""
         maskers = self._text_maskers(request)
-        texts = request.rows
         self._check_budgets(request.parameters)
         timings = dict.fromkeys(("plan", "predictor", "fit"), 0.0)
         segments = request.parameters.segments or WORDS
-
-        async def one(text: np.ndarray, masker: Text) -> tuple[dict[str, Saliencies], _Job]:
-            job = self._job(request.parameters, masker)
-            order, per_row = self._order(job, masker)
-            async with self.budget.hold(per_row):
-                done = await self._explain_group(text, order, lambda _: masker, job, timings)
-            return done[0], job
-
-        results = await asyncio.gather(*(one(texts[i : i + 1], m) for i, m in enumerate(maskers)))
+        results = await asyncio.gather(
+            *(self._explain_one(m, request.parameters, timings) for m in maskers)
+        )
         job = results[0][1]
         explained = self._explained(
             [r for r, _ in results], job, {"segments": segments}, request, [], timings
@@ -301,15 +294,21 @@ class Engine:
         else:
             masker, items = Prompt(text, response), text.segmented.items()
         timings = dict.fromkeys(("plan", "predictor", "fit"), 0.0)
+        fitted, job = await self._explain_one(masker, params, timings)
+        facts = {b.name: {"segments": segments, "response": response} for b, _ in job.budgets}
+        row = RowExplanation(fitted, facts, tuple(items))
+        return Explained([row], [], [RESPONSE_OUTPUT], timings)
+
+    async def _explain_one(
+        self, masker: Masker, params: ExplainParameters, timings: dict[str, float]
+    ) -> tuple[dict[str, Saliencies], _Job]:
+        """One input whose masker holds all of it (a text, a prompt), on its own budget."""
         job = self._job(params, masker)
         order, per_row = self._order(job, masker)
         async with self.budget.hold(per_row):
-            fitted = await self._explain_group(
-                np.empty(1, dtype=object), order, lambda _: masker, job, timings
-            )
-        facts = {b.name: {"segments": segments, "response": response} for b, _ in job.budgets}
-        row = RowExplanation(fitted[0], facts, tuple(items))
-        return Explained([row], [], [RESPONSE_OUTPUT], timings)
+            one = np.empty(1, dtype=object)  # the masker ignores the row
+            done = await self._explain_group(one, order, lambda _: masker, job, timings)
+        return done[0], job
 
     def _order(self, job: _Job, masker: Masker) -> tuple[list[tuple[Budget, int]], int]:
         """The job's explainers, the largest plan first, and the rows they plan per row."""

@@ -289,8 +289,14 @@ def reviews() -> ServedModel:
     ).fit(list(texts) * 3, list(labels) * 3)
     rows = np.empty(len(texts), dtype=object)
     rows[:] = list(texts)
+    return served_texts("reviews", pipeline, rows)
+
+
+def served_texts(name: str, pipeline: Any, rows: np.ndarray) -> ServedModel:
+    """A scikit-learn text pipeline served on one BYTES tensor of strings (MLServer's
+    ``str`` content type), answering both classes' probabilities."""
     return ServedModel(
-        "reviews",
+        name,
         TextModel(pipeline),
         rows,
         rows,

@@ -12,12 +12,17 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
+import requests
+
 from tests.mlserver import MLServerError, free_port, stop, wait_ok
+from tests.models import enumerate_shapley
 
 REPO = Path(__file__).resolve().parents[1]
 VLLM_PYTHON = Path(os.environ.get("VLLM_PYTHON", REPO / ".venv-vllm" / "bin" / "python"))
 MODEL = "tiny"
 MAX_MODEL_LEN = 512
+EMPTY_CONTEXT = "<|endoftext|>"  # the tokenizer's end of text: the empty prompt's context
 # The settings vLLM needs on a small CPU machine with no network (../shared/PEERS.md).
 ENVIRONMENT = {
     "HF_HUB_OFFLINE": "1",
@@ -84,3 +89,51 @@ def running_vllm(root: Path) -> Iterator[str]:
             stop(process)
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGKILL)
+
+
+# ---- the truth, from the contract: every value in a request of its own ----------------
+
+
+def tokens(api: str, text: str) -> list[int]:
+    """The server's tokens of ``text``, without special tokens."""
+    answer = requests.post(
+        f"{api}/completions",
+        json={
+            "model": MODEL,
+            "prompt": text,
+            "max_tokens": 0,
+            "echo": True,
+            "add_special_tokens": False,
+            "return_token_ids": True,
+        },
+        timeout=60,
+    ).json()
+    return list(answer["choices"][0]["prompt_token_ids"])
+
+
+def value(api: str, prompt: str, response: str) -> float:
+    """log p(response | prompt): tokens(prompt, or the empty context) + tokens(response)
+    scored teacher-forced, one request."""
+    return after(api, tokens(api, prompt) if prompt else tokens(api, EMPTY_CONTEXT), response)
+
+
+def after(api: str, context: list[int], response: str) -> float:
+    """log p(response | the tokens ``context``), one request."""
+    sequence = context + tokens(api, response)
+    answer = requests.post(
+        f"{api}/completions",
+        json={"model": MODEL, "prompt": [sequence], "max_tokens": 0, "echo": True, "logprobs": 0},
+        timeout=60,
+    ).json()
+    logprobs = answer["choices"][0]["logprobs"]["token_logprobs"]
+    return float(sum(logprobs[len(context) :]))
+
+
+def word_shapley(api: str, prompt: str, response: str) -> np.ndarray:
+    """Each word's Shapley value of ``value``, a masked prompt being its kept words joined
+    by one space (the contract's rule on a single-spaced prompt)."""
+    words = prompt.split(" ")
+    return enumerate_shapley(
+        lambda kept: np.array([value(api, " ".join(words[i] for i in kept), response)]),
+        len(words),
+    )[0]

@@ -47,11 +47,11 @@ from typing import Any
 
 import numpy as np
 
-from bench.common import publish
+from bench.common import metric, publish
 from explainers import kernel_shap
 from explainers.maskers.text import Text
 from tests.mlserver import running_mlserver, start_explainer, stop, wait_ok
-from tests.models import ServedModel, TextModel
+from tests.models import served_texts
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
 LENGTHS = (25, 50, 100, 200, 400)
@@ -283,17 +283,6 @@ SERVED_LENGTHS = (25, 100, 400)
 SERVED_REQUESTS = 3
 
 
-def _metric(base: str, name: str) -> float:
-    import requests
-
-    body = requests.get(f"{base}/metrics", timeout=10).text
-    return sum(
-        float(line.rsplit(" ", 1)[1])
-        for line in body.splitlines()
-        if line.startswith(name) and not line.startswith("#")
-    )
-
-
 def served(pipeline: Any, texts: list[str]) -> list[dict[str, Any]]:
     """Calls, rows and latency of one explanation at the defaults, and lime's as written."""
     import tempfile
@@ -301,23 +290,7 @@ def served(pipeline: Any, texts: list[str]) -> list[dict[str, Any]]:
     import requests
     from lime.lime_text import LimeTextExplainer
 
-    model = ServedModel(
-        "texts",
-        TextModel(pipeline),
-        np.array([], dtype=object),
-        np.array([], dtype=object),
-        metadata={
-            "inputs": [
-                {
-                    "name": "text",
-                    "datatype": "BYTES",
-                    "shape": [-1],
-                    "parameters": {"content_type": "str"},
-                }
-            ],
-            "outputs": [{"name": "predict_proba", "datatype": "FP64", "shape": [-1, 2]}],
-        },
-    )
+    model = served_texts("texts", pipeline, np.array([], dtype=object))
     out = []
     with (
         tempfile.TemporaryDirectory() as root,
@@ -352,8 +325,8 @@ def served(pipeline: Any, texts: list[str]) -> list[dict[str, Any]]:
                         text = excerpt(texts, length, length)
                         body = {"instances": [text]}
                         requests.post(f"{base}/v1/models/texts:explain", json=body, timeout=600)
-                        calls0 = _metric(base, "explainer_predictor_call_seconds_count")
-                        rows0 = _metric(base, "explainer_predictor_rows_total")
+                        calls0 = metric(base, "explainer_predictor_call_seconds_count")
+                        rows0 = metric(base, "explainer_predictor_rows_total")
                         seconds = []
                         for _ in range(SERVED_REQUESTS):
                             started = time.perf_counter()
@@ -362,8 +335,8 @@ def served(pipeline: Any, texts: list[str]) -> list[dict[str, Any]]:
                             )
                             seconds.append(time.perf_counter() - started)
                             assert answer.status_code == 200, answer.text
-                        calls = _metric(base, "explainer_predictor_call_seconds_count") - calls0
-                        rows = _metric(base, "explainer_predictor_rows_total") - rows0
+                        calls = metric(base, "explainer_predictor_call_seconds_count") - calls0
+                        rows = metric(base, "explainer_predictor_rows_total") - rows0
                         out.append(
                             {
                                 "protocol": protocol,

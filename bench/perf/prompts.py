@@ -24,10 +24,9 @@ from typing import Any
 import numpy as np
 import requests
 
-from bench.common import publish
+from bench.common import metric, publish
 from tests.mlserver import start_explainer, stop, wait_ok
-from tests.models import enumerate_shapley
-from tests.vllm import MODEL, running_vllm
+from tests.vllm import EMPTY_CONTEXT, MODEL, running_vllm, word_shapley
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
 TEXT = (
@@ -40,17 +39,7 @@ LENGTHS = (8, 16, 32)
 RESPONSE = " the income was low"
 REQUESTS = 3
 SAMPLED_CALLS = 100
-EMPTY_CONTEXT = "<|endoftext|>"
-
-
-def _rows(base: str) -> float:
-    """Masked prompts the explainer has had scored (its predictor rows counter)."""
-    body = requests.get(f"{base}/metrics", timeout=10).text
-    return sum(
-        float(line.rsplit(" ", 1)[1])
-        for line in body.splitlines()
-        if line.startswith("explainer_predictor_rows_total")
-    )
+ROWS = "explainer_predictor_rows_total"  # masked prompts the explainer had scored
 
 
 class CountingProxy:
@@ -122,44 +111,6 @@ def one_call(api: str, prompt: str) -> float:
     return float(sum(v for v in answer["choices"][0]["logprobs"]["token_logprobs"] if v))
 
 
-def brute_force(api: str, words: list[str]) -> np.ndarray:
-    """Every coalition in a request of its own: tokens(prompt) + tokens(response)."""
-
-    def tokens(text: str) -> list[int]:
-        answer = requests.post(
-            f"{api}/completions",
-            json={
-                "model": MODEL,
-                "prompt": text,
-                "max_tokens": 0,
-                "echo": True,
-                "add_special_tokens": False,
-                "return_token_ids": True,
-            },
-            timeout=60,
-        ).json()
-        return list(answer["choices"][0]["prompt_token_ids"])
-
-    response = tokens(RESPONSE)
-
-    def value(kept: list[int]) -> np.ndarray:
-        context = tokens(" ".join(words[i] for i in kept) or EMPTY_CONTEXT)
-        answer = requests.post(
-            f"{api}/completions",
-            json={
-                "model": MODEL,
-                "prompt": [context + response],
-                "max_tokens": 0,
-                "echo": True,
-                "logprobs": 0,
-            },
-            timeout=60,
-        ).json()
-        return np.array([sum(answer["choices"][0]["logprobs"]["token_logprobs"][len(context) :])])
-
-    return enumerate_shapley(value, len(words))[0]
-
-
 def measure(api: str) -> dict[str, Any]:
     rows: list[dict[str, Any]] = []
     exactness: dict[str, Any] = {}
@@ -174,7 +125,7 @@ def measure(api: str) -> dict[str, Any]:
                 url = f"{base}/v1/models/{MODEL}:explain"
                 body = {"prompt": " ".join(WORDS[:length]), "response": RESPONSE}
                 first = requests.post(url, json=body, timeout=600).json()
-                calls0, tokens0, rows0 = counting.calls, counting.tokens, _rows(base)
+                calls0, tokens0, rows0 = counting.calls, counting.tokens, metric(base, ROWS)
                 seconds = []
                 for r in range(1, REQUESTS + 1):  # prompts it has not seen: no token reuse
                     words = WORDS[r:] + WORDS[:r]
@@ -189,7 +140,7 @@ def measure(api: str) -> dict[str, Any]:
                         "words": length,
                         "calls": (counting.calls - calls0) / REQUESTS,
                         "tokens": (counting.tokens - tokens0) / REQUESTS,
-                        "rows": (_rows(base) - rows0) / REQUESTS,
+                        "rows": (metric(base, ROWS) - rows0) / REQUESTS,
                         "seconds": statistics.median(seconds),
                         "exact": first["SHAP"]["exact"],
                     }
@@ -197,7 +148,7 @@ def measure(api: str) -> dict[str, Any]:
                 if kind == "SHAP" and length == LENGTHS[0]:
                     shap = first["SHAP"]
                     items = sorted(shap["saliencies"]["response"], key=lambda i: i["span"][0])
-                    truth = brute_force(api, WORDS[:length])
+                    truth = word_shapley(api, body["prompt"], RESPONSE)
                     total = sum(i["score"] for i in items)
                     exactness = {
                         "words": length,

@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import orjson
 
 from explainer.batch.report_page import (
     TOP_ROWS,
     correlation_histogram,
+    explanations,
     figure,
     rank_correlations,
     summary,
@@ -76,29 +76,27 @@ class _Collected:
 def collect(journal: Path) -> _Collected:
     """One pass over the journal, keeping a few numbers per row (not the payloads)."""
     data = _Collected()
-    with journal.open("rb") as handle:
-        for line in handle:
-            record = orjson.loads(line)
-            if "error" in record or "SHAP" not in record:
-                data.failed += "error" in record
-                continue
-            shap = record["SHAP"]["saliencies"]
-            if data.output is None:
-                data.output = list(shap)[-1]  # e.g. the positive class's probability
-                data.features = list(record.get("input") or [i["name"] for i in shap[data.output]])
-            scores = {i["name"]: i for i in shap[data.output]}
-            data.rows.append(int(record["row"]))
-            data.shap.append([scores[f]["score"] for f in data.features])
-            data.widest.append(max(i["confidence"] for i in scores.values()))
-            values = record.get("input") or {}
-            data.values.append([values.get(f, np.nan) for f in data.features])
-            data.kinds = data.kinds or record["SHAP"].get("feature_kinds") or {}
-            lime = record.get("LIME", {}).get("saliencies", {}).get(data.output)
-            data.lime.append(
-                None
-                if lime is None
-                else [{i["name"]: i["score"] for i in lime}[f] for f in data.features]
-            )
+    for record in explanations(journal):
+        if record is None:
+            data.failed += 1
+            continue
+        shap = record["SHAP"]["saliencies"]
+        if data.output is None:
+            data.output = list(shap)[-1]  # e.g. the positive class's probability
+            data.features = list(record.get("input") or [i["name"] for i in shap[data.output]])
+        scores = {i["name"]: i for i in shap[data.output]}
+        data.rows.append(int(record["row"]))
+        data.shap.append([scores[f]["score"] for f in data.features])
+        data.widest.append(max(i["confidence"] for i in scores.values()))
+        values = record.get("input") or {}
+        data.values.append([values.get(f, np.nan) for f in data.features])
+        data.kinds = data.kinds or record["SHAP"].get("feature_kinds") or {}
+        lime = record.get("LIME", {}).get("saliencies", {}).get(data.output)
+        data.lime.append(
+            None
+            if lime is None
+            else [{i["name"]: i["score"] for i in lime}[f] for f in data.features]
+        )
     return data
 
 

@@ -7,12 +7,26 @@ from __future__ import annotations
 import base64
 import html
 import io
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import orjson
 
 TOP_ROWS = 10
+
+
+def explanations(journal: Path) -> Iterator[dict[str, Any] | None]:
+    """The journal's records with a SHAP explanation, in order, and None for each failed
+    row (records with neither are skipped), read a line at a time."""
+    with journal.open("rb") as handle:
+        for line in handle:
+            record = orjson.loads(line)
+            if "error" in record:
+                yield None
+            elif "SHAP" in record:
+                yield record
 
 
 def figure(draw: Any, height: float = 4.0) -> str:

@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import orjson
 
 from explainer.batch.report_page import (
     TOP_ROWS,
     correlation_histogram,
+    explanations,
     figure,
     rank_correlations,
     summary,
@@ -48,7 +48,6 @@ class _Text:
     spans: list[tuple[int, int]]
     shap: np.ndarray
     confidence: np.ndarray
-    lime: np.ndarray | None
 
 
 @dataclass
@@ -73,41 +72,34 @@ def _in_order(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def collect(journal: Path) -> _Collected:
     data = _Collected()
-    with journal.open("rb") as handle:
-        for line in handle:
-            record = orjson.loads(line)
-            if "error" in record or "SHAP" not in record:
-                data.failed += "error" in record
-                continue
-            saliencies = record["SHAP"]["saliencies"]
-            data.output = data.output or list(saliencies)[-1]
-            items = _in_order(saliencies[data.output])
-            shap = np.array([i["score"] for i in items])
-            confidence = np.array([i["confidence"] for i in items])
-            lime_items = record.get("LIME", {}).get("saliencies", {}).get(data.output)
-            lime = (
-                None
-                if lime_items is None
-                else np.array([i["score"] for i in _in_order(lime_items)])
-            )
-            data.rows.append(int(record["row"]))
-            data.widest.append(float(confidence.max()))
-            for item in items:
-                data.words[_word(item["name"])].append(item["score"])
-            if lime is not None and len(lime) > 1:
-                data.agreement.append((shap, lime))
-            if len(data.texts) < SHOWN_TEXTS:
-                spans = [(int(a), int(b)) for a, b in (i["span"] for i in items)]
-                data.texts.append(
-                    _Text(
-                        int(record["row"]),
-                        str(record.get("input", "")),
-                        spans,
-                        shap,
-                        confidence,
-                        lime,
-                    )
+    for record in explanations(journal):
+        if record is None:
+            data.failed += 1
+            continue
+        saliencies = record["SHAP"]["saliencies"]
+        data.output = data.output or list(saliencies)[-1]
+        items = _in_order(saliencies[data.output])
+        shap = np.array([i["score"] for i in items])
+        confidence = np.array([i["confidence"] for i in items])
+        lime_items = record.get("LIME", {}).get("saliencies", {}).get(data.output)
+        lime = None if lime_items is None else np.array([i["score"] for i in _in_order(lime_items)])
+        data.rows.append(int(record["row"]))
+        data.widest.append(float(confidence.max()))
+        for item in items:
+            data.words[_word(item["name"])].append(item["score"])
+        if lime is not None and len(lime) > 1:
+            data.agreement.append((shap, lime))
+        if len(data.texts) < SHOWN_TEXTS:
+            spans = [(int(a), int(b)) for a, b in (i["span"] for i in items)]
+            data.texts.append(
+                _Text(
+                    int(record["row"]),
+                    str(record.get("input", "")),
+                    spans,
+                    shap,
+                    confidence,
                 )
+            )
     return data
 
 

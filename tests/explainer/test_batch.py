@@ -61,6 +61,18 @@ def batch(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     return result
 
 
+def report(journal: Path, page: Path) -> Path:
+    """``explainer report`` of ``journal`` into ``page``, which it returns."""
+    result = subprocess.run(
+        [sys.executable, "-m", "explainer", "report", str(journal), "--html", str(page)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    return page
+
+
 def records(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 

@@ -6,8 +6,6 @@ categorical features shown as categories in the report."""
 from __future__ import annotations
 
 import csv
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +14,7 @@ import numpy as np
 import orjson
 import pytest
 
-from tests.explainer.test_batch import batch, records
+from tests.explainer.test_batch import batch, records, report
 from tests.mlserver import write_csv
 from tests.models import APPLICANT_FEATURES, applicant_frame, applicants, brute_force_shapley
 
@@ -117,13 +115,7 @@ def test_the_report_shows_categories_not_a_number_axis(
     out = tmp_path / "run.jsonl"
     run(mixed, mixed["root"] / "rows.csv", out)
     page = tmp_path / "report.html"
-    result = subprocess.run(
-        [sys.executable, "-m", "explainer", "report", str(out), "--html", str(page)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr
+    report(out, page)
     text = page.read_text()
     section = text[text.index('<section id="categories">') :]
     section = section[: section.index("</section>")]

@@ -10,7 +10,6 @@ import csv
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,7 @@ import numpy as np
 import orjson
 import pytest
 
-from tests.explainer.test_batch import batch, records
+from tests.explainer.test_batch import batch, records, report
 from tests.explainer.test_texts import word_shapley
 from tests.models import REVIEWS, reviews
 
@@ -91,13 +90,7 @@ def test_the_report_colours_each_word_by_its_score(corpus: dict[str, Any], tmp_p
     out = tmp_path / "run.jsonl"
     run(corpus, corpus["root"] / "texts.csv", out)
     page = tmp_path / "report.html"
-    result = subprocess.run(
-        [sys.executable, "-m", "explainer", "report", str(out), "--html", str(page)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr
+    report(out, page)
     html = page.read_text()
     assert "10 texts explained" in html
     assert "Every SHAP score is exact" in html  # 10 words at most: every coalition
@@ -135,9 +128,7 @@ def test_the_report_renders_red_and_blue_words_in_a_browser(
     out = tmp_path / "run.jsonl"
     run(corpus, corpus["root"] / "texts.csv", out, "--explainer_type", "SHAP")
     page = tmp_path / "report.html"
-    subprocess.run(
-        [sys.executable, "-m", "explainer", "report", str(out), "--html", str(page)], check=True
-    )
+    report(out, page)
     texts_only = tmp_path / "texts.html"
     html = page.read_text()
     start, end = html.index('<section id="texts">'), html.index("</body>")

@@ -104,6 +104,8 @@ async def test_concurrent_texts_share_calls_and_get_their_own_explanations(
         explainer_type="LIME",
         lime_samples=LIME_SAMPLES,
         max_in_flight=CLIENTS,
+        # two calls in flight at most: texts planned meanwhile wait, and share the next
+        predictor_max_concurrency=2,
     )
 
     async def explain_text(text: str) -> tuple[int, dict[str, Any]]:

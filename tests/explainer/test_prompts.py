@@ -21,51 +21,12 @@ from aiohttp import web
 from tests.conftest import ExplainerFactory, Predictor
 from tests.mlserver import free_port
 from tests.models import enumerate_shapley
-from tests.vllm import MODEL
+from tests.vllm import MODEL, after, value, word_shapley
 
 EXPLAIN = f"/v1/models/{MODEL}:explain"
 PROMPT = "Why was the loan refused"
 RESPONSE = " the income was low"
 WORDS = PROMPT.split(" ")
-EMPTY_CONTEXT = "<|endoftext|>"
-
-
-def tokens(api: str, text: str) -> list[int]:
-    answer = requests.post(
-        f"{api}/completions",
-        json={
-            "model": MODEL,
-            "prompt": text,
-            "max_tokens": 0,
-            "echo": True,
-            "add_special_tokens": False,
-            "return_token_ids": True,
-        },
-        timeout=60,
-    ).json()
-    return list(answer["choices"][0]["prompt_token_ids"])
-
-
-def value(api: str, prompt: str, response: str) -> float:
-    """log p(response | prompt), one request."""
-    context = tokens(api, prompt) if prompt else tokens(api, EMPTY_CONTEXT)
-    answer_ids = tokens(api, response)
-    sequence = context + answer_ids
-    answer = requests.post(
-        f"{api}/completions",
-        json={"model": MODEL, "prompt": [sequence], "max_tokens": 0, "echo": True, "logprobs": 0},
-        timeout=60,
-    ).json()
-    logprobs = answer["choices"][0]["logprobs"]["token_logprobs"]
-    return float(sum(logprobs[len(context) :]))
-
-
-def word_shapley(api: str, prompt: str, response: str) -> np.ndarray:
-    words = prompt.split(" ")
-    return enumerate_shapley(
-        lambda kept: np.array([value(api, " ".join(words[i] for i in kept), response)]),
-        len(words),
-    )[0]
 
 
 async def post(client: Any, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
@@ -286,13 +247,7 @@ def chat_value(api: str, messages: list[dict[str, str]], response: str) -> float
         json={"model": MODEL, "messages": messages, "add_generation_prompt": True},
         timeout=60,
     ).json()["tokens"]
-    sequence = list(rendered) + tokens(api, response)
-    answer = requests.post(
-        f"{api}/completions",
-        json={"model": MODEL, "prompt": [sequence], "max_tokens": 0, "echo": True, "logprobs": 0},
-        timeout=60,
-    ).json()
-    return float(sum(answer["choices"][0]["logprobs"]["token_logprobs"][len(rendered) :]))
+    return after(api, list(rendered), response)
 
 
 async def test_chat_messages_as_segments_equal_brute_force(
@@ -307,14 +262,14 @@ async def test_chat_messages_as_segments_equal_brute_force(
     assert [i["name"] for i in items] == [m["content"] for m in CHAT]
     assert [i["span"] for i in items] == [[0, len(m["content"])] for m in CHAT]
 
-    def value(kept: list[int]) -> np.ndarray:
+    def kept_messages(kept: list[int]) -> np.ndarray:
         masked = [
             {"role": m["role"], "content": m["content"] if i in kept else ""}
             for i, m in enumerate(CHAT)
         ]
         return np.array([chat_value(vllm, masked, RESPONSE)])
 
-    truth = enumerate_shapley(value, len(CHAT))[0]
+    truth = enumerate_shapley(kept_messages, len(CHAT))[0]
     np.testing.assert_allclose([i["score"] for i in items], truth, atol=2e-4)
     assert payload["SHAP"]["exact"] is True
 
