@@ -8,7 +8,6 @@ import io
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import matplotlib.image
@@ -17,6 +16,7 @@ import pytest
 
 from explainer.batch.report import SECTIONS
 from tests.explainer.test_batch import FAST, batch, files  # noqa: F401  (shared fixture)
+from tests.explainer.test_batch import report as run_report
 
 
 @pytest.fixture(scope="module")
@@ -33,14 +33,7 @@ def report(files: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> 
         str(files["train"]),
     )
     page = root / "report.html"
-    result = subprocess.run(
-        [sys.executable, "-m", "explainer", "report", str(out), "--html", str(page)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr
-    return page
+    return run_report(out, page)
 
 
 def test_every_section_is_present_and_every_image_decodes(report: Path) -> None:
