@@ -27,6 +27,7 @@ import numpy as np
 
 from explainer import storage
 from explainers.background import Background, build
+from explainers.kernel_shap import default_references
 from explainers.maskers.numeric import LimeStatistics
 
 if TYPE_CHECKING:
@@ -333,7 +334,7 @@ class BackgroundStore:
         data: np.ndarray | None,
         *,
         source: str,
-        shap_size: int,
+        shap_size: int | None,
         reservoir_size: int,
         seed: int,
         build: Callable[[np.ndarray, int, int, np.ndarray | None], Background] = build,
@@ -404,7 +405,7 @@ class BackgroundStore:
 
     def _stale(self) -> bool:
         """Whether the rows seen call for a rebuild (the lock held)."""
-        small = self._rows is None or len(self._rows) <= self._shap_size
+        small = self._rows is None or len(self._rows) <= self._size(self._rows)
         return small or self._reservoir.seen >= REBUILD_GROWTH * self._seen_at_build
 
     def set_kinds(
@@ -421,8 +422,12 @@ class BackgroundStore:
         if self.fixed and self._rows is not None:
             self._snapshot = self._build(self._rows)
 
+    def _size(self, rows: np.ndarray) -> int:
+        """Most rows one explanation uses: the setting, or the default for the width."""
+        return self._shap_size or default_references(int(rows.shape[1]))
+
     def _build(self, rows: np.ndarray) -> BackgroundSnapshot:
-        shap = self._build_shap(rows, self._shap_size, self._seed, self._categorical)
+        shap = self._build_shap(rows, self._size(rows), self._seed, self._categorical)
         description = {
             "source": self._source,
             "rows": int(rows.shape[0]),

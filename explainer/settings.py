@@ -129,8 +129,9 @@ class Settings(BaseSettings):
         ge=4,
         validation_alias=_env("shap_samples", "SHAP_SAMPLES"),
         description=(
-            "Coalitions per background row of a SHAP explanation; by default 20,000 rows "
-            "spread over the background rows, at least 4·M + 16 each."
+            "Coalitions per background row of a SHAP explanation (whole pairs of orders, "
+            "2·(M − 1) coalitions each); by default 16,000 rows spread over the background "
+            "rows, at least one pair each (20,000 coalitions for a text or a prompt)."
         ),
     )
     shap_max_samples: int = Field(
@@ -193,13 +194,15 @@ class Settings(BaseSettings):
         validation_alias=_env("seed", "EXPLAINER_SEED"),
         description="Default random seed; a request may override it.",
     )
-    shap_background_size: int = Field(
-        300,
+    shap_background_size: int | None = Field(
+        None,
         ge=2,
         validation_alias=_env("shap_background_size", "SHAP_BACKGROUND_SIZE"),
         description=(
             "Most background rows one SHAP explanation uses: a larger background is "
-            "stratified and each explanation draws this many rows from it."
+            "stratified and each explanation draws this many rows from it. Default: as "
+            "many as 16,000 predictor rows score at one pair of orders each, "
+            "16000 / (2(M − 1)) for M features, at most 1000."
         ),
     )
     predictor_output: str | None = Field(

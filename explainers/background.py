@@ -4,12 +4,12 @@ draws from it.
 The estimand is SHAP over the *whole* background the user gives, every row weighted
 equally. A background of at most ``size`` rows is used as it is. A larger one is split
 into strata of similar rows (k-means with ``size // 2`` clusters, none of fewer than two
-rows) and each explanation draws two rows from every stratum, weighted by the stratum's
-share: an unbiased sample whose spread within strata measures what the rows left out
-would have changed (``kernel_shap``'s interval covers it). Summarising the rows instead
-(shap's ``kmeans``: weighted centroids) leaves a bias no interval sees — against SHAP
-over 300–2000 rows, 50 centroids were off by 0.03–0.25 relative L2
-(bench/results/unseen.md).
+rows) and each explanation draws about ``size`` rows from them, from each stratum in
+proportion to its rows and at least two, weighted by the stratum's share: an unbiased
+sample whose spread within strata measures what the rows left out would have changed
+(``kernel_shap``'s interval covers it). Summarising the rows instead (shap's ``kmeans``:
+weighted centroids) leaves a bias no interval sees — against SHAP over 300–2000 rows,
+50 centroids were off by 0.03–0.25 relative L2 (bench/results/unseen.md).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from sklearn.cluster import KMeans, MiniBatchKMeans
 
 from explainers.interface import References
 
-PER_STRATUM = 2  # rows drawn from each stratum: the fewest that give a spread
+PER_STRATUM = 2  # fewest rows drawn from a stratum: the fewest that give a spread
 MINI_BATCH_ROWS = 20_000
 ONE_HOT_CATEGORIES = 16  # indicators per categorical feature, for the strata
 
@@ -33,6 +33,7 @@ class Background:
     strata: np.ndarray  # (N,) int64 stratum of each row; all 0 when every row is used
     size: int  # the most rows one explanation uses
     categorical: np.ndarray | None = None  # (M,) bool: features holding category codes
+    allocation: np.ndarray | None = None  # (H,) rows drawn from each stratum; None: whole
 
     @cached_property
     def mean(self) -> np.ndarray:
@@ -85,9 +86,9 @@ class Background:
     @property
     def drawn_rows(self) -> int:
         """Rows one explanation uses."""
-        if self.whole:
+        if self.allocation is None:
             return self.source_rows
-        return PER_STRATUM * (int(self.strata.max()) + 1)
+        return int(self.allocation.sum())
 
 
 def build(
@@ -110,7 +111,24 @@ def build(
     else:
         km = KMeans(n_clusters=clusters, n_init=1, random_state=seed).fit(space)
     strata = _at_least_two(km.labels_, km.cluster_centers_, space)
-    return Background(data, strata, size, categorical)
+    return Background(data, strata, size, categorical, _allocate(np.bincount(strata), size))
+
+
+def _allocate(counts: np.ndarray, size: int) -> np.ndarray:
+    """Rows to draw from strata of ``counts`` rows, ``size`` in all where there are that
+    many: PER_STRATUM from each, the rest in proportion to what each has left (largest
+    remainders first)."""
+    drawn = np.minimum(counts, PER_STRATUM)
+    spare = counts - drawn
+    extra = min(size - int(drawn.sum()), int(spare.sum()))
+    if extra <= 0:
+        return drawn
+    share = extra * spare / spare.sum()
+    drawn = drawn + np.floor(share).astype(np.int64)
+    left = size - int(drawn.sum())
+    for h in np.argsort(-(share - np.floor(share)), kind="stable")[: max(left, 0)]:
+        drawn[h] += 1
+    return np.minimum(drawn, counts)
 
 
 def _clustered(data: np.ndarray, categorical: np.ndarray | None) -> np.ndarray:
@@ -144,23 +162,29 @@ def _at_least_two(labels: np.ndarray, centres: np.ndarray, data: np.ndarray) -> 
 
 
 def draw(background: Background, rng: np.random.Generator) -> References:
-    """The rows of one explanation: all of them, or ``PER_STRATUM`` from every stratum
-    (``References.index``: rows of the background; no control variates yet)."""
+    """The rows of one explanation: all of them, or ``Background.allocation`` rows from
+    every stratum (``References.index``: rows of the background; no control variates
+    yet)."""
     n = background.source_rows
-    if background.whole:
+    if background.allocation is None:
         ones = np.ones(n)
         return References(ones / n, np.zeros(n, dtype=np.int64), ones, np.arange(n, dtype=np.int64))
-    strata = background.strata
+    strata, taken = background.strata, background.allocation
     counts = np.bincount(strata)
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    # Rows by stratum, in a random order within each: take the first PER_STRATUM of each.
+    # Rows by stratum, in a random order within each: take the first ``taken`` of each.
     ranked = np.lexsort((rng.random(n), strata))
-    index = np.sort(ranked[(starts[:, None] + np.arange(PER_STRATUM)[None, :]).ravel()])
+    first = (
+        np.repeat(starts, taken)
+        + np.arange(int(taken.sum()))
+        - np.repeat(np.cumsum(taken) - taken, taken)
+    )
+    index = np.sort(ranked[first])
     stratum = strata[index]
     share = counts[stratum] / n
     return References(
-        weights=share / PER_STRATUM,
+        weights=share / taken[stratum],
         strata=stratum,
-        drawn=PER_STRATUM / counts[stratum].astype(np.float64),
+        drawn=taken[stratum] / counts[stratum].astype(np.float64),
         index=index.astype(np.int64),
     )

@@ -2,19 +2,22 @@
 
 ``plan`` has the masker draw the explanation's references (for numeric rows, background
 rows: all of them, or a stratified sample of a large background), chooses coalitions
-for each (``coalitions.design``: whole sizes enumerated from the edges inward, the rest
-sampled in complementary pairs, drawn independently for every reference; every
-coalition when 2^M − 2 ≤ budget) and has the masker build the rows to score: the
-instance itself, each reference, then each reference's coalitions.
+for each and has the masker build the rows to score: the instance itself, each
+reference, then each reference's coalitions. Every reference gets its own coalitions,
+drawn independently, so that their errors average out over the references and the
+interval covers the references' sampling as well as the coalitions'.
 
-``fit`` solves the Shapley-kernel weighted least squares of each reference's game
-v_w(S) = f(x_S, b_{−S}) under its efficiency constraint (so each reference's scores add
-up to f(x) − f(b_w) exactly) and averages them with the references' weights
+Two estimators of each reference's game v_w(S) = f(x_S, b_{−S}), both adding up to
+f(x) − f(b_w) exactly, whose results ``fit`` averages with the references' weights
 (``explainers.stratified``): interventional Shapley values over the whole background.
-One regression per reference, not one over averaged values: with independent
-coalitions the references' errors average out (the per-reference solve is exact for an
-additive game whatever the coalitions, so only the interactions are left to sample),
-and the interval then covers the references' sampling as well as the coalitions'.
+
+* Several references, not every coalition: antithetic permutation sampling
+  (``explainers.permutations``), unbiased at one pair of orders per reference, so the
+  rows go to as many references as they can.
+* One reference (a text's masked form), or every coalition within the budget: the
+  Shapley-kernel weighted least squares under the efficiency constraint
+  (``explainers.coalitions``, ``explainers.regression``) — exact when every coalition
+  is evaluated, and the more efficient one for a single game sampled thousands of times.
 
 ``confidence`` is the half-width of the 95% interval from that variance; it is 0 only
 when every coalition was evaluated on every background row: the exact Shapley values.
@@ -27,7 +30,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from explainers import coalitions
+from explainers import coalitions, permutations
 from explainers.interface import PILOT_SHARE, Masker, References, units_to_add
 from explainers.regression import constrained_least_squares, half_width
 from explainers.saliencies import Saliencies
@@ -39,41 +42,85 @@ RNG_STREAM = 2
 # carries rounding error, so its half-width is at least this, relative to the scale.
 ROUNDING_FLOOR = 1e-12
 # Predictor rows one explanation's coalitions take by default, spread over its
-# references: about a fifth of shap's default (50 rows × (2M + 2048) coalitions), and
-# chosen on bench/accuracy/unseen.py's design cases, where it is at most half shap's
-# error against SHAP over the whole background.
-DEFAULT_ROWS = 20_000
+# references (background rows): about a sixth of shap's default (50 rows × (2M + 2048)
+# coalitions), chosen on bench/accuracy/unseen.py's design cases (at most half shap's
+# error against SHAP over the whole background) and for ALL to run ≥ 5× faster than
+# lime + shap on a compute-bound model (bench/results/defaults.md).
+DEFAULT_ROWS = 12_000
+# With one reference (a text's masked form) every row is a coalition of one regression:
+# bench/results/texts.md measures its error at this many.
+ONE_REFERENCE_ROWS = 20_000
+# The most references a background is drawn down to by default (``default_references``).
+MAX_REFERENCES = 1000
+
+
+def default_references(m: int) -> int:
+    """Background rows one explanation uses by default (``SHAP_BACKGROUND_SIZE``): as
+    many as DEFAULT_ROWS score at one antithetic pair of orders each."""
+    per_pair = permutations.coalitions_per_pair(max(m, 2))
+    return min(MAX_REFERENCES, max(2, DEFAULT_ROWS // per_pair))
 
 
 def default_budget(m: int, width: int = 1) -> int:
     """Coalitions per reference by default: the explanation's rows spread over its
-    ``width`` references, at least ``MIN_PER_REFERENCE(m)`` each (see DEFAULT_ROWS)."""
-    return max(min_per_reference(m), DEFAULT_ROWS // max(width, 1))
+    ``width`` references, at least what one reference's estimate needs."""
+    if width <= 1:
+        return max(min_per_reference(m), ONE_REFERENCE_ROWS)
+    return max(min_per_reference(m, width), DEFAULT_ROWS // width)
 
 
-def min_per_reference(m: int) -> int:
-    """Fewest sampled coalitions for a per-reference solve of ``m`` scores to stay
-    well-conditioned: a few per score."""
+def sampled_by_permutations(m: int, budget: int, width: int) -> bool:
+    """Whether the plan samples orders (several references, not every coalition)."""
+    return width > 1 and m >= 2 and 2**m - 2 > budget
+
+
+def min_per_reference(m: int, width: int = 1) -> int:
+    """Fewest coalitions per reference: one pair of orders, or for the regression enough
+    sampled coalitions for a per-reference solve of ``m`` scores to stay
+    well-conditioned — a few per score."""
+    if width > 1 and m >= 2:
+        return permutations.coalitions_per_pair(m)
     return 4 * m + 16
 
 
+def pairs_planned(m: int, budget: int, width: int) -> int:
+    """Pairs of orders ``plan`` draws in all when it samples orders: the budget's
+    coalitions over every reference, at least one pair each."""
+    return max(width, budget * width // permutations.coalitions_per_pair(m))
+
+
+def coalitions_planned(m: int, budget: int, width: int) -> int:
+    """Coalitions per reference ``plan`` builds for ``budget`` (on average over the
+    references, whole; for the regression at most the budget, fewer only when it is
+    odd)."""
+    if m < 2:
+        return 0
+    if sampled_by_permutations(m, budget, width):
+        pairs = pairs_planned(m, budget, width)
+        return pairs * permutations.coalitions_per_pair(m) // width
+    return min(budget, 2**m - 2)
+
+
 def rows_planned(m: int, budget: int, width: int) -> int:
-    """Rows ``plan`` builds for ``m`` segments (at most; fewer coalitions only when the
-    budget is odd): the instance, each reference, each reference's coalitions."""
-    coalitions = 0 if m < 2 else min(budget, 2**m - 2)
-    return 1 + width + coalitions * width
+    """Rows ``plan`` builds for ``m`` segments (at most): the instance, each reference,
+    each reference's coalitions."""
+    if m >= 2 and sampled_by_permutations(m, budget, width):
+        per_pair = permutations.coalitions_per_pair(m)
+        return 1 + width + pairs_planned(m, budget, width) * per_pair
+    return 1 + width + coalitions_planned(m, budget, width) * width
 
 
 @dataclass(frozen=True)
 class ShapPlan:
     # (1 + W + W·C₁ + W·C₂ …, ...): instance, references, then each round's coalitions
-    # (C₁ in the first), reference-major within a round
+    # (C₁ in the first), reference-major within a round; for orders, each round's units
+    # with their 2·(M−1) coalitions
     rows: np.ndarray
-    design: coalitions.CoalitionDesign
+    design: coalitions.CoalitionDesign | permutations.PermutationDesign
     masker: Masker
     references: References
     seed: int
-    rounds: tuple[int, ...]  # coalitions per reference added by each round
+    rounds: tuple[int, ...]  # coalitions per reference (pairs of orders) each round added
 
 
 def plan(masker: Masker, samples: int | None = None, seed: int = 0) -> ShapPlan:
@@ -84,6 +131,13 @@ def plan(masker: Masker, samples: int | None = None, seed: int = 0) -> ShapPlan:
     references = masker.references(rng)
     w = references.weights.shape[0]
     budget = samples if samples is not None else default_budget(m, w)
+    if sampled_by_permutations(m, budget, w):
+        orders = permutations.design(m, pairs_planned(m, budget, w), rng, w)
+        rows = masker.allocate(1 + w + orders.masks.shape[0] * orders.masks.shape[1])
+        masker.fill_reference(references, rows[: 1 + w])
+        units = permutations.of_units(references, orders.owner)
+        masker.fill_masked(units, orders.masks, rows[1 + w :])
+        return ShapPlan(rows, orders, masker, references, seed, (orders.units,))
     chosen = coalitions.design(m, budget, rng, references=w)
     rows = masker.allocate(1 + w + w * chosen.coalitions)  # filled in place: no copy
     masker.fill_reference(references, rows[: 1 + w])
@@ -92,10 +146,19 @@ def plan(masker: Masker, samples: int | None = None, seed: int = 0) -> ShapPlan:
 
 
 def extend(plan: ShapPlan, pairs: int) -> tuple[ShapPlan, np.ndarray]:
-    """``plan`` with ``pairs`` more sampled pairs per reference (a new round of its seed),
-    and the new rows to score; scores for the extended plan are the old ones followed by
-    theirs."""
+    """``plan`` with ``pairs`` more sampled pairs per reference (of coalitions, or of
+    orders; a new round of its seed), and the new rows to score; scores for the extended
+    plan are the old ones followed by theirs."""
     rng = np.random.default_rng([plan.seed, RNG_STREAM, len(plan.rounds)])
+    if isinstance(plan.design, permutations.PermutationDesign):
+        orders = permutations.extend(plan.design, pairs, rng)
+        old = plan.design.units
+        new_masks = orders.masks[old:]
+        new_rows = plan.masker.allocate(new_masks.shape[0] * new_masks.shape[1])
+        units = permutations.of_units(plan.references, orders.owner[old:])
+        plan.masker.fill_masked(units, new_masks, new_rows)
+        rows = np.concatenate([plan.rows, new_rows])
+        return replace(plan, rows=rows, design=orders, rounds=(*plan.rounds, pairs)), new_rows
     grown = coalitions.extend(plan.design, pairs, rng)
     new_masks = grown.masks[:, plan.design.coalitions :]
     w = plan.references.weights.shape[0]
@@ -109,8 +172,11 @@ def extend(plan: ShapPlan, pairs: int) -> tuple[ShapPlan, np.ndarray]:
 
 
 def coalition_scores(plan: ShapPlan, scores: np.ndarray) -> np.ndarray:
-    """(W, C, K): each reference's coalition scores, from the rounds' blocks."""
+    """(W, C, K): each reference's coalition scores, from the rounds' blocks; for orders
+    (U, 2·(M−1), K): each unit's, as the rounds appended them."""
     w = plan.references.weights.shape[0]
+    if isinstance(plan.design, permutations.PermutationDesign):
+        return scores[1 + w :].reshape(plan.design.units, plan.design.masks.shape[1], -1)
     blocks, start = [], 1 + w
     for count in plan.rounds:
         blocks.append(scores[start : start + w * count].reshape(w, count, -1))
@@ -127,7 +193,12 @@ def fit(plan: ShapPlan, scores: np.ndarray) -> Saliencies:
     at_reference = scores[1 : 1 + w]  # (W, K)
     chosen = plan.design
     m = chosen.masks.shape[2]
-    if chosen.coalitions == 0:  # one segment: it carries the whole difference
+    within_dof = w * max(chosen.n_units - 1, 1)
+    if isinstance(chosen, permutations.PermutationDesign):
+        values = coalition_scores(plan, scores) - at_reference[chosen.owner][:, None, :]
+        walked = permutations.estimate(chosen, values, prediction - at_reference)
+        per_reference, solved_variance, within_dof = walked.scores, walked.variance, walked.dof
+    elif chosen.coalitions == 0:  # one segment: it carries the whole difference
         per_reference = np.repeat((prediction - at_reference)[:, :, None], m, axis=2)
         solved_variance = np.zeros_like(per_reference)
     else:
@@ -141,7 +212,7 @@ def fit(plan: ShapPlan, scores: np.ndarray) -> Saliencies:
             chosen.n_units,
         )
         per_reference, solved_variance = solved.scores, solved.variance
-    combined = combine(references, per_reference, solved_variance, w * max(chosen.n_units - 1, 1))
+    combined = combine(references, per_reference, solved_variance, within_dof)
     values = combined.estimate
     # The control variates move the estimate of E[f] over the whole background with it.
     baseline = references.weights @ at_reference - combined.adjustment.sum(axis=1)
@@ -200,6 +271,11 @@ class KernelShap:
             return None
         if fitted.floor is not None and float(fitted.floor.max()) > tolerance:
             return None  # the rows drawn alone are wider: more coalitions cannot meet it
-        room = (max_samples - design.coalitions) // 2
+        per_unit = (
+            permutations.coalitions_per_pair(design.masks.shape[2])
+            if isinstance(design, permutations.PermutationDesign)
+            else 2
+        )
+        room = (max_samples - design.coalitions) // per_unit
         add = min(units_to_add(fitted, tolerance, design.n_units), room)
         return None if design.exact or add <= 0 else extend(plan, add)

@@ -10,7 +10,7 @@ import orjson
 import pytest
 
 from explainer.demo import FEATURES
-from explainers.kernel_shap import default_budget
+from explainers.kernel_shap import coalitions_planned, default_budget, rows_planned
 from tests.conftest import ExplainerFactory, Predictor
 from tests.models import brute_force_shapley
 
@@ -98,7 +98,8 @@ async def test_shap_scores_add_up_for_every_output(
             )
             assert any(item["confidence"] > 0 for item in items)  # sampled: not exact
         width = shap["background"]["rows_per_explanation"]
-        assert shap["samples"] == default_budget(20, width)  # the default's coalitions per row
+        # the default's coalitions per row: whole pairs of orders within its share of rows
+        assert shap["samples"] == coalitions_planned(20, default_budget(20, width), width)
     expected = forest.model.predict_proba(forest.test[:2])
     for explanation, probabilities in zip(body["explanations"], expected, strict=True):
         got = [explanation["SHAP"]["prediction"][f"outputs-{k}"] for k in range(2)]
@@ -294,12 +295,12 @@ async def test_all_mode_sends_its_rows_as_one_stream_of_calls_cut_only_by_the_li
     assert status == 200
     rows = predictor.rows_sent - rows_before
     width = body["SHAP"]["background"]["rows_per_explanation"]
-    shap_rows = 1 + width + body["SHAP"]["samples"] * width
-    assert rows == 5000 + shap_rows == 25_051
-    # One stream of calls cut only by the limit: SHAP's 20,051 rows fill two calls and
-    # part of a third, which LIME's 5,000 share (whatever the timing) — three calls, where
-    # LIME's own would make four. Never a call per coalition.
-    assert predictor.calls - calls_before == -(-rows // 10_000) == 3
+    shap_rows = rows_planned(20, default_budget(20, width), width)
+    assert rows == 5000 + shap_rows == 17_021
+    # One stream of calls cut only by the limit: SHAP's 12,021 rows fill a call and part
+    # of a second, which LIME's 5,000 share (whatever the timing) — two calls, where
+    # LIME's own would make three. Never a call per coalition.
+    assert predictor.calls - calls_before == -(-rows // 10_000) == 2
 
 
 async def test_predict_passes_through_and_probes_report_ready(

@@ -74,7 +74,9 @@ def test_sampled_regime_scores_add_up_exactly() -> None:
     result = explain(nonlinear, x, background, samples=300)
     total = result.per_output["prediction"] - result.per_output["baseline"]
     np.testing.assert_allclose(result.scores.sum(axis=1), total, atol=1e-12)
-    assert (result.confidence[0] > 1e-4).all()  # interactions of order 3: sampling error
+    assert (result.confidence[0, :6] > 1e-4).all()  # interactions of order 3: sampling error
+    # Output 0 ignores features 6–13: orders give them no marginal contribution at all.
+    np.testing.assert_allclose(result.scores[0, 6:], 0.0, atol=1e-12)
     # Paired sampling is exact for interactions of order ≤ 2 (output 1), and says so;
     # sampled scores are never reported as exact.
     assert (result.confidence[1] < 1e-8).all() and (result.confidence[1] > 0).all()
@@ -118,6 +120,27 @@ def test_intervals_cover_shap_over_the_whole_background_when_rows_are_drawn(
     coverage = float(np.mean(covered))
     assert 0.9 <= coverage <= 0.99, coverage
     assert np.median(widths) > 1e-3  # the rows left out are not ignored
+
+
+def test_strata_of_unequal_draws_keep_the_estimate_unbiased_and_covered() -> None:
+    """More rows drawn than two per stratum: big strata give more, each row weighted by
+    its stratum's share over its draw."""
+    rng = np.random.default_rng(11)
+    rows = rng.normal(size=(150, 8))
+    x = rng.normal(size=8)
+    whole = brute_force_shapley(nonlinear, x, rows)
+    background = build(rows, 60)
+    assert background.allocation is not None and len(set(background.allocation)) > 1
+    assert NumericRows(x, background).width == 60
+    estimates, covered = [], []
+    for seed in range(80):
+        estimate = explain(nonlinear, x, background, samples=28, seed=seed)
+        estimates.append(estimate.scores)
+        covered.append(np.abs(estimate.scores - whole) <= estimate.confidence)
+    stack = np.array(estimates)
+    standard_error = stack.std(axis=0, ddof=1) / np.sqrt(len(stack))
+    assert (np.abs(stack.mean(axis=0) - whole) <= 4 * standard_error + 1e-12).all()
+    assert 0.9 <= float(np.mean(covered)) <= 0.99, float(np.mean(covered))
 
 
 def test_a_tolerance_the_rows_drawn_cannot_meet_adds_no_coalitions() -> None:
