@@ -130,7 +130,7 @@ class Settings(BaseSettings):
         validation_alias=_env("shap_samples", "SHAP_SAMPLES"),
         description=(
             "Coalitions per background row of a SHAP explanation (whole pairs of orders, "
-            "2·(M − 1) coalitions each); by default 16,000 rows spread over the background "
+            "2·(M − 1) coalitions each); by default 12,000 rows spread over the background "
             "rows, at least one pair each (20,000 coalitions for a text or a prompt)."
         ),
     )
@@ -201,8 +201,8 @@ class Settings(BaseSettings):
         description=(
             "Most background rows one SHAP explanation uses: a larger background is "
             "stratified and each explanation draws this many rows from it. Default: as "
-            "many as 16,000 predictor rows score at one pair of orders each, "
-            "16000 / (2(M − 1)) for M features, at most 1000."
+            "many as 12,000 predictor rows score at one pair of orders each, "
+            "12000 / (2(M − 1)) for M features, at most 1000."
         ),
     )
     predictor_output: str | None = Field(

@@ -11,13 +11,14 @@ Two estimators of each reference's game v_w(S) = f(x_S, b_{−S}), both adding u
 f(x) − f(b_w) exactly, whose results ``fit`` averages with the references' weights
 (``explainers.stratified``): interventional Shapley values over the whole background.
 
-* Several references, not every coalition: antithetic permutation sampling
-  (``explainers.permutations``), unbiased at one pair of orders per reference, so the
-  rows go to as many references as they can.
-* One reference (a text's masked form), or every coalition within the budget: the
-  Shapley-kernel weighted least squares under the efficiency constraint
-  (``explainers.coalitions``, ``explainers.regression``) — exact when every coalition
-  is evaluated, and the more efficient one for a single game sampled thousands of times.
+* Many references with few coalitions each (fewer than REGRESSION_FROM per segment):
+  antithetic permutation sampling (``explainers.permutations``), unbiased at one pair
+  of orders per reference, so the rows go to as many references as they can.
+* Otherwise — one reference (a text's masked form), many coalitions per reference, or
+  every coalition within the budget — the Shapley-kernel weighted least squares under
+  the efficiency constraint (``explainers.coalitions``, ``explainers.regression``):
+  exact when every coalition is evaluated, and the more accurate one per row once a
+  reference has coalitions enough for its small-sample bias to fade.
 
 ``confidence`` is the half-width of the 95% interval from that variance; it is 0 only
 when every coalition was evaluated on every background row: the exact Shapley values.
@@ -42,7 +43,7 @@ RNG_STREAM = 2
 # carries rounding error, so its half-width is at least this, relative to the scale.
 ROUNDING_FLOOR = 1e-12
 # Predictor rows one explanation's coalitions take by default, spread over its
-# references (background rows): about a sixth of shap's default (50 rows × (2M + 2048)
+# references (background rows): about an eighth of shap's default (50 rows × (2M + 2048)
 # coalitions), chosen on bench/accuracy/unseen.py's design cases (at most half shap's
 # error against SHAP over the whole background) and for ALL to run ≥ 5× faster than
 # lime + shap on a compute-bound model (bench/results/defaults.md).
@@ -50,6 +51,12 @@ DEFAULT_ROWS = 12_000
 # With one reference (a text's masked form) every row is a coalition of one regression:
 # bench/results/texts.md measures its error at this many.
 ONE_REFERENCE_ROWS = 20_000
+# Coalitions per segment of each reference from which its regression is more accurate
+# than its orders, at equal rows: on bench/accuracy/unseen.py's design cases (their
+# backgrounds cut to 30–300 rows, 12,000 rows) orders won below 5–7 per segment, the
+# regression above — its small-sample bias, which no number of references averages
+# out, fades as the coalitions grow, and it is the more efficient for smooth games.
+REGRESSION_FROM = 6
 # The most references a background is drawn down to by default (``default_references``).
 MAX_REFERENCES = 1000
 
@@ -70,8 +77,10 @@ def default_budget(m: int, width: int = 1) -> int:
 
 
 def sampled_by_permutations(m: int, budget: int, width: int) -> bool:
-    """Whether the plan samples orders (several references, not every coalition)."""
-    return width > 1 and m >= 2 and 2**m - 2 > budget
+    """Whether the plan samples orders: several references, each with fewer coalitions
+    than REGRESSION_FROM per segment (and not every coalition)."""
+    regression = max(REGRESSION_FROM * m, min_per_reference(m))
+    return width > 1 and m >= 2 and budget < min(regression, 2**m - 2)
 
 
 def min_per_reference(m: int, width: int = 1) -> int:

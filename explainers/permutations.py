@@ -13,12 +13,13 @@ paired sampling, and its average is exact for any game whose interactions are of
 
 Unlike the per-reference regression (``regression.constrained_least_squares``) the
 average over pairs is unbiased at any number of pairs, so a reference needs only one:
-with many references (a large background) the rows go to more references, which is
-where the error is (bench/results/unseen.md: at equal rows, 0.6–0.9× the regression's
-error against SHAP over the whole background). A reference's variance comes from the
-spread of its pairs; with a single pair, from the difference of its two halves —
-(a − b)²/4, which over-states Var((a + b)/2) when a and b are anti-correlated, as
-antithetic halves are, and is exact when they are independent.
+with many references the rows go to more references, where a few coalitions each leave
+the regression a bias that no number of references averages out (at 3–5 coalitions per
+segment on bench/accuracy/unseen.py's design cases, 0.58–1.0× its error at equal rows;
+``kernel_shap.REGRESSION_FROM`` says where the regression takes over). A reference's
+variance comes from the spread of its pairs; with a single pair, from the difference of
+its two halves — (a − b)²/4, which over-states Var((a + b)/2) when a and b are
+anti-correlated, as antithetic halves are, and is exact when they are independent.
 """
 
 from __future__ import annotations

@@ -50,7 +50,7 @@ def ground_truth(
 ) -> tuple[np.ndarray, float]:
     x = case.instances[index]
     # Keyed by what the truth depends on: a machine whose BLAS draws the correlated
-    # cases' data differently (numpy's multivariate_normal) gets its own.
+    # cases' data differently gets its own.
     digest = hashlib.sha1(
         case.background.tobytes() + x.tobytes() + case.predict(x[None, :]).tobytes()
     ).hexdigest()[:12]

@@ -41,7 +41,8 @@ class Case:
 def data(m: int, correlated: bool, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     cov = np.full((m, m), 0.5 if correlated else 0.0) + np.eye(m) * (0.5 if correlated else 1.0)
-    x = rng.multivariate_normal(np.zeros(m), cov, size=n)
+    # Cholesky, not the default SVD, whose signs differ with the CPU's BLAS kernels.
+    x = rng.multivariate_normal(np.zeros(m), cov, size=n, method="cholesky")
     weights = 1.0 / (1.0 + np.arange(m))  # decaying importance: rankings mean something
     y = x @ weights
     pairs = [(i, (i + 1) % m) for i in range(0, m, 2)]

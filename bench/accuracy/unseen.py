@@ -18,6 +18,7 @@ that contain the whole-background value.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import statistics
@@ -85,7 +86,8 @@ def data(case: Case, n: int) -> tuple[np.ndarray, np.ndarray]:
     m = case.m
     rho = 0.6 if case.correlated else 0.0
     cov = np.full((m, m), rho) + np.eye(m) * (1 - rho)
-    x = rng.multivariate_normal(np.zeros(m), cov, size=n)
+    # Cholesky, not the default SVD, whose signs differ with the CPU's BLAS kernels.
+    x = rng.multivariate_normal(np.zeros(m), cov, size=n, method="cholesky")
     t = x @ (1.0 / (1.0 + np.arange(m))) + x[:, 0] * x[:, 1] + np.tanh(x[:, 2] * x[:, 3] * x[:, 4])
     t += rng.normal(scale=0.3, size=n)
     return x, np.digitize(t, np.quantile(t, [1 / 3, 2 / 3]))
@@ -197,7 +199,8 @@ def theirs(f: Model, x: np.ndarray, background: np.ndarray, seed: int) -> tuple[
 
 def truth_of(case: Case, i: int, f: Model, x: np.ndarray, background: np.ndarray) -> np.ndarray:
     """Exact SHAP over the whole background, cached (bench/results/unseen-truth/)."""
-    path = TRUTH / f"{case.name}-s{case.seed}-{i}.npy"
+    digest = hashlib.sha1(background.tobytes() + x.tobytes()).hexdigest()[:12]
+    path = TRUTH / f"{case.name}-s{case.seed}-{i}-{digest}.npy"
     if path.exists():
         return np.load(path)
     if x.shape[0] <= EXACT_UP_TO:

@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 
 from explainer.background_data import BLOCK_ROWS, BackgroundStore, load_background
+from explainer.settings import Settings
+from explainers import kernel_shap
 
 
 def test_csv_with_header_gives_names(tmp_path: Path) -> None:
@@ -107,3 +109,19 @@ def test_large_reservoir_summary_is_rebuilt_only_after_growth() -> None:
     reservoir.observe(rows[105:120])  # 20% more: rebuild
     assert reservoir.snapshot() is not first
     assert reservoir.snapshot().description["rows"] == 120
+
+
+@pytest.mark.parametrize(("m", "rows"), [(12, 2000), (24, 400), (4, 100)])
+def test_by_default_an_explanation_uses_as_many_rows_as_the_default_budget_scores(
+    m: int, rows: int
+) -> None:
+    """SHAP_BACKGROUND_SIZE unset: one pair of orders per background row within the
+    default rows (12,000 / (2(M − 1)), at most 1000); a background within it is whole."""
+    data = np.random.default_rng(m).normal(size=(rows, m))
+    fixed = BackgroundStore(data, source="file", shap_size=None, reservoir_size=1, seed=0)
+    described = fixed.snapshot().description
+    size = min(1000, kernel_shap.DEFAULT_ROWS // (2 * (m - 1)))
+    assert described["rows_per_explanation"] == min(rows, size)
+    assert described["sampled"] is (rows > size)
+    for name in ("shap_samples", "shap_background_size"):
+        assert f"{kernel_shap.DEFAULT_ROWS:,}" in str(Settings.model_fields[name].description)
