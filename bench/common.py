@@ -3,9 +3,12 @@ reading a process's resident memory."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 from pathlib import Path
+
+import numpy as np
 
 from tests import mlserver
 
@@ -16,6 +19,18 @@ def publish(results: Path, name: str, data: object, text: str) -> None:
     (results / f"{name}.json").write_text(json.dumps(data, indent=2))
     (results / f"{name}.md").write_text(text)
     print(text)
+
+
+def correlated_normal(rng: np.random.Generator, m: int, rho: float, n: int) -> np.ndarray:
+    """(n, m) standard normals with correlation ``rho`` between every two columns, drawn
+    by Cholesky: numpy's default (SVD) draws differently with the CPU's BLAS kernels."""
+    cov = np.full((m, m), rho) + np.eye(m) * (1.0 - rho)
+    return rng.multivariate_normal(np.zeros(m), cov, size=n, method="cholesky")
+
+
+def digest(*arrays: np.ndarray) -> str:
+    """A short key for what a cached ground truth was computed from."""
+    return hashlib.sha1(b"".join(a.tobytes() for a in arrays)).hexdigest()[:12]
 
 
 def shap_auto(m: int) -> int:

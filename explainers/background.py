@@ -81,7 +81,7 @@ class Background:
     @property
     def whole(self) -> bool:
         """Every explanation uses every row."""
-        return self.source_rows <= self.size
+        return self.allocation is None
 
     @property
     def drawn_rows(self) -> int:
@@ -125,10 +125,10 @@ def _allocate(counts: np.ndarray, size: int) -> np.ndarray:
         return drawn
     share = extra * spare / spare.sum()
     drawn = drawn + np.floor(share).astype(np.int64)
+    # The remainders add up to the rows left, each under 1: within every stratum's spare.
     left = size - int(drawn.sum())
-    for h in np.argsort(-(share - np.floor(share)), kind="stable")[: max(left, 0)]:
-        drawn[h] += 1
-    return np.minimum(drawn, counts)
+    drawn[np.argsort(-(share - np.floor(share)), kind="stable")[:left]] += 1
+    return drawn
 
 
 def _clustered(data: np.ndarray, categorical: np.ndarray | None) -> np.ndarray:
@@ -174,12 +174,8 @@ def draw(background: Background, rng: np.random.Generator) -> References:
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
     # Rows by stratum, in a random order within each: take the first ``taken`` of each.
     ranked = np.lexsort((rng.random(n), strata))
-    first = (
-        np.repeat(starts, taken)
-        + np.arange(int(taken.sum()))
-        - np.repeat(np.cumsum(taken) - taken, taken)
-    )
-    index = np.sort(ranked[first])
+    within = np.arange(int(taken.sum())) - np.repeat(np.cumsum(taken) - taken, taken)
+    index = np.sort(ranked[np.repeat(starts, taken) + within])
     stratum = strata[index]
     share = counts[stratum] / n
     return References(

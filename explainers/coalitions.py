@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from math import comb
+from typing import ClassVar
 
 import numpy as np
 
@@ -36,6 +37,8 @@ class CoalitionDesign:
     n_units: int  # pairs per reference
     exact: bool
     sampled_sizes: tuple[int, ...] = ()  # the sizes pairs are drawn from
+
+    unit_coalitions: ClassVar[int] = 2  # a sampled pair: a coalition and its complement
 
     @property
     def enumerated(self) -> int:

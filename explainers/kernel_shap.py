@@ -113,7 +113,7 @@ def coalitions_planned(m: int, budget: int, width: int) -> int:
 def rows_planned(m: int, budget: int, width: int) -> int:
     """Rows ``plan`` builds for ``m`` segments (at most): the instance, each reference,
     each reference's coalitions."""
-    if m >= 2 and sampled_by_permutations(m, budget, width):
+    if sampled_by_permutations(m, budget, width):
         per_pair = permutations.coalitions_per_pair(m)
         return 1 + width + pairs_planned(m, budget, width) * per_pair
     return 1 + width + coalitions_planned(m, budget, width) * width
@@ -129,7 +129,7 @@ class ShapPlan:
     masker: Masker
     references: References
     seed: int
-    rounds: tuple[int, ...]  # coalitions per reference (pairs of orders) each round added
+    rounds: tuple[int, ...]  # coalitions per reference each round added (orders: units)
 
 
 def plan(masker: Masker, samples: int | None = None, seed: int = 0) -> ShapPlan:
@@ -140,18 +140,30 @@ def plan(masker: Masker, samples: int | None = None, seed: int = 0) -> ShapPlan:
     references = masker.references(rng)
     w = references.weights.shape[0]
     budget = samples if samples is not None else default_budget(m, w)
+    chosen: coalitions.CoalitionDesign | permutations.PermutationDesign
     if sampled_by_permutations(m, budget, w):
-        orders = permutations.design(m, pairs_planned(m, budget, w), rng, w)
-        rows = masker.allocate(1 + w + orders.masks.shape[0] * orders.masks.shape[1])
-        masker.fill_reference(references, rows[: 1 + w])
-        units = permutations.of_units(references, orders.owner)
-        masker.fill_masked(units, orders.masks, rows[1 + w :])
-        return ShapPlan(rows, orders, masker, references, seed, (orders.units,))
-    chosen = coalitions.design(m, budget, rng, references=w)
-    rows = masker.allocate(1 + w + w * chosen.coalitions)  # filled in place: no copy
+        chosen = permutations.design(m, pairs_planned(m, budget, w), rng, w)
+        first = chosen.units
+    else:
+        chosen = coalitions.design(m, budget, rng, references=w)
+        first = chosen.coalitions
+    masks, filled = _masked(chosen, references, 0)
+    rows = masker.allocate(1 + w + len(filled.index) * masks.shape[1])  # filled in place
     masker.fill_reference(references, rows[: 1 + w])
-    masker.fill_masked(references, chosen.masks, rows[1 + w :])
-    return ShapPlan(rows, chosen, masker, references, seed, (chosen.coalitions,))
+    masker.fill_masked(filled, masks, rows[1 + w :])
+    return ShapPlan(rows, chosen, masker, references, seed, (first,))
+
+
+def _masked(
+    design: coalitions.CoalitionDesign | permutations.PermutationDesign,
+    references: References,
+    after: int,
+) -> tuple[np.ndarray, References]:
+    """The design's masks past its first ``after`` coalitions per reference (units of
+    orders), and the references they are filled on: one per reference (or per unit)."""
+    if isinstance(design, permutations.PermutationDesign):
+        return design.masks[after:], permutations.of_units(references, design.owner[after:])
+    return design.masks[:, after:], references
 
 
 def extend(plan: ShapPlan, pairs: int) -> tuple[ShapPlan, np.ndarray]:
@@ -159,21 +171,17 @@ def extend(plan: ShapPlan, pairs: int) -> tuple[ShapPlan, np.ndarray]:
     orders; a new round of its seed), and the new rows to score; scores for the extended
     plan are the old ones followed by theirs."""
     rng = np.random.default_rng([plan.seed, RNG_STREAM, len(plan.rounds)])
+    grown: coalitions.CoalitionDesign | permutations.PermutationDesign
     if isinstance(plan.design, permutations.PermutationDesign):
-        orders = permutations.extend(plan.design, pairs, rng)
-        old = plan.design.units
-        new_masks = orders.masks[old:]
-        new_rows = plan.masker.allocate(new_masks.shape[0] * new_masks.shape[1])
-        units = permutations.of_units(plan.references, orders.owner[old:])
-        plan.masker.fill_masked(units, new_masks, new_rows)
-        rows = np.concatenate([plan.rows, new_rows])
-        return replace(plan, rows=rows, design=orders, rounds=(*plan.rounds, pairs)), new_rows
-    grown = coalitions.extend(plan.design, pairs, rng)
-    new_masks = grown.masks[:, plan.design.coalitions :]
-    w = plan.references.weights.shape[0]
-    new_rows = plan.masker.allocate(w * new_masks.shape[1])
-    plan.masker.fill_masked(plan.references, new_masks, new_rows)
-    rounds = (*plan.rounds, new_masks.shape[1])
+        grown, after = permutations.extend(plan.design, pairs, rng), plan.design.units
+        added = grown.units - after
+    else:
+        grown, after = coalitions.extend(plan.design, pairs, rng), plan.design.coalitions
+        added = grown.coalitions - after
+    new_masks, filled = _masked(grown, plan.references, after)
+    new_rows = plan.masker.allocate(len(filled.index) * new_masks.shape[1])
+    plan.masker.fill_masked(filled, new_masks, new_rows)
+    rounds = (*plan.rounds, added)
     extended = replace(
         plan, rows=np.concatenate([plan.rows, new_rows]), design=grown, rounds=rounds
     )
@@ -202,7 +210,6 @@ def fit(plan: ShapPlan, scores: np.ndarray) -> Saliencies:
     at_reference = scores[1 : 1 + w]  # (W, K)
     chosen = plan.design
     m = chosen.masks.shape[2]
-    within_dof = w * max(chosen.n_units - 1, 1)
     if isinstance(chosen, permutations.PermutationDesign):
         values = coalition_scores(plan, scores) - at_reference[chosen.owner][:, None, :]
         walked = permutations.estimate(chosen, values, prediction - at_reference)
@@ -210,6 +217,7 @@ def fit(plan: ShapPlan, scores: np.ndarray) -> Saliencies:
     elif chosen.coalitions == 0:  # one segment: it carries the whole difference
         per_reference = np.repeat((prediction - at_reference)[:, :, None], m, axis=2)
         solved_variance = np.zeros_like(per_reference)
+        within_dof = w
     else:
         values = coalition_scores(plan, scores) - at_reference[:, None, :]
         solved = constrained_least_squares(
@@ -221,6 +229,7 @@ def fit(plan: ShapPlan, scores: np.ndarray) -> Saliencies:
             chosen.n_units,
         )
         per_reference, solved_variance = solved.scores, solved.variance
+        within_dof = w * max(chosen.n_units - 1, 1)
     combined = combine(references, per_reference, solved_variance, within_dof)
     values = combined.estimate
     # The control variates move the estimate of E[f] over the whole background with it.
@@ -280,11 +289,6 @@ class KernelShap:
             return None
         if fitted.floor is not None and float(fitted.floor.max()) > tolerance:
             return None  # the rows drawn alone are wider: more coalitions cannot meet it
-        per_unit = (
-            permutations.coalitions_per_pair(design.masks.shape[2])
-            if isinstance(design, permutations.PermutationDesign)
-            else 2
-        )
-        room = (max_samples - design.coalitions) // per_unit
+        room = (max_samples - design.coalitions) // design.unit_coalitions
         add = min(units_to_add(fitted, tolerance, design.n_units), room)
         return None if design.exact or add <= 0 else extend(plan, add)

@@ -49,6 +49,11 @@ class PermutationDesign:
         return int(self.owner.shape[0])
 
     @property
+    def unit_coalitions(self) -> int:
+        """Coalitions per reference one more pair adds."""
+        return int(self.masks.shape[1])
+
+    @property
     def n_units(self) -> int:
         """Pairs per reference (the fewest any has)."""
         return int(np.bincount(self.owner, minlength=self.references).min())

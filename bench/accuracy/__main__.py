@@ -12,7 +12,6 @@ LIME: this project and the lime package at 5000 samples over 50 seeds (BENCH_SEE
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import json
 import os
@@ -26,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from bench.accuracy import suite, truth
-from bench.common import shap_auto
+from bench.common import digest, shap_auto
 from explainers import kernel_shap, lime
 from explainers.background import Background
 from explainers.maskers.numeric import LimeStatistics, NumericRows
@@ -49,12 +48,8 @@ def ground_truth(
     case: suite.Case, index: int, cache: dict[str, np.ndarray]
 ) -> tuple[np.ndarray, float]:
     x = case.instances[index]
-    # Keyed by what the truth depends on: a machine whose BLAS draws the correlated
-    # cases' data differently gets its own.
-    digest = hashlib.sha1(
-        case.background.tobytes() + x.tobytes() + case.predict(x[None, :]).tobytes()
-    ).hexdigest()[:12]
-    key = f"{case.name}-{index}-{digest}"
+    # Keyed by what the truth depends on: data drawn differently gets its own.
+    key = f"{case.name}-{index}-{digest(case.background, x, case.predict(x[None, :]))}"
     if key not in cache:
         if case.m <= truth.EXACT_UP_TO:
             cache[key] = np.concatenate([truth.exact(case.predict, x, case.background), [0.0]])

@@ -17,6 +17,8 @@ from sklearn.linear_model import Ridge
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import PolynomialFeatures
 
+from bench.common import correlated_normal
+
 SIZES = (5, 12, 20, 50)
 MODELS = ("linear", "pairwise", "boosting", "forest")
 BACKGROUND_ROWS = 20
@@ -40,9 +42,7 @@ class Case:
 
 def data(m: int, correlated: bool, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
-    cov = np.full((m, m), 0.5 if correlated else 0.0) + np.eye(m) * (0.5 if correlated else 1.0)
-    # Cholesky, not the default SVD, whose signs differ with the CPU's BLAS kernels.
-    x = rng.multivariate_normal(np.zeros(m), cov, size=n, method="cholesky")
+    x = correlated_normal(rng, m, 0.5 if correlated else 0.0, n)
     weights = 1.0 / (1.0 + np.arange(m))  # decaying importance: rankings mean something
     y = x @ weights
     pairs = [(i, (i + 1) % m) for i in range(0, m, 2)]

@@ -18,7 +18,6 @@ that contain the whole-background value.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import statistics
@@ -37,9 +36,9 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 
-from bench.common import publish
+from bench.common import correlated_normal, digest, publish
 from explainers import kernel_shap
-from explainers.background import build
+from explainers.background import Background, build
 from explainers.maskers.numeric import NumericRows
 
 RESULTS = Path(__file__).resolve().parent.parent / "results"
@@ -84,10 +83,7 @@ def data(case: Case, n: int) -> tuple[np.ndarray, np.ndarray]:
     """Features and a 3-level label from a target with interactions up to order 3."""
     rng = np.random.default_rng(case.seed)
     m = case.m
-    rho = 0.6 if case.correlated else 0.0
-    cov = np.full((m, m), rho) + np.eye(m) * (1 - rho)
-    # Cholesky, not the default SVD, whose signs differ with the CPU's BLAS kernels.
-    x = rng.multivariate_normal(np.zeros(m), cov, size=n, method="cholesky")
+    x = correlated_normal(rng, m, 0.6 if case.correlated else 0.0, n)
     t = x @ (1.0 / (1.0 + np.arange(m))) + x[:, 0] * x[:, 1] + np.tanh(x[:, 2] * x[:, 3] * x[:, 4])
     t += rng.normal(scale=0.3, size=n)
     return x, np.digitize(t, np.quantile(t, [1 / 3, 2 / 3]))
@@ -173,10 +169,9 @@ def relative_error(estimate: np.ndarray, truth: np.ndarray) -> float:
     return float(np.linalg.norm(estimate - truth) / max(np.linalg.norm(truth), 1e-12))
 
 
-def ours(f: Model, x: np.ndarray, background: np.ndarray, seed: int) -> tuple[Any, int]:
-    """This project at its defaults, as the engine plans it (background, budget, seed)."""
-    size = kernel_shap.default_references(x.shape[0])  # SHAP_BACKGROUND_SIZE's default
-    plan = kernel_shap.plan(NumericRows(x, build(background, size)), None, seed)
+def ours(f: Model, x: np.ndarray, background: Background, seed: int) -> tuple[Any, int]:
+    """This project at its defaults, as the engine plans it (budget, seed)."""
+    plan = kernel_shap.plan(NumericRows(x, background), None, seed)
     return kernel_shap.fit(plan, f(plan.rows)), int(plan.rows.shape[0])
 
 
@@ -199,8 +194,7 @@ def theirs(f: Model, x: np.ndarray, background: np.ndarray, seed: int) -> tuple[
 
 def truth_of(case: Case, i: int, f: Model, x: np.ndarray, background: np.ndarray) -> np.ndarray:
     """Exact SHAP over the whole background, cached (bench/results/unseen-truth/)."""
-    digest = hashlib.sha1(background.tobytes() + x.tobytes()).hexdigest()[:12]
-    path = TRUTH / f"{case.name}-s{case.seed}-{i}-{digest}.npy"
+    path = TRUTH / f"{case.name}-s{case.seed}-{i}-{digest(background, x)}.npy"
     if path.exists():
         return np.load(path)
     if x.shape[0] <= EXACT_UP_TO:
@@ -214,12 +208,14 @@ def truth_of(case: Case, i: int, f: Model, x: np.ndarray, background: np.ndarray
 
 def measure(case: Case) -> dict[str, Any]:
     f, background, instances = fitted(case)
+    # As the service builds it at start-up: SHAP_BACKGROUND_SIZE unset.
+    built = build(background, kernel_shap.default_references(case.m))
     rows: list[dict[str, Any]] = []
     for i, x in enumerate(instances):
         truth = truth_of(case, i, f, x, background)
         shap_values, shap_rows = theirs(f, x, background, seed=i)
         for seed in range(SEEDS):
-            fit, our_rows = ours(f, x, background, seed=100 * i + seed)
+            fit, our_rows = ours(f, x, built, seed=100 * i + seed)
             covered = np.abs(fit.scores - truth) <= fit.confidence
             rows.append(
                 {
