@@ -115,7 +115,7 @@ class Settings(BaseSettings):
         validation_alias=_env("lime_samples", "LIME_SAMPLES"),
         description=(
             "Perturbed rows per LIME explanation; by default 1000, and more, up to 5000, "
-            "until the top 5 features are settled."
+            "until the top 5 features are settled (5000 at once beside SHAP's larger plan)."
         ),
     )
     lime_max_samples: int = Field(

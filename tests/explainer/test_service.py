@@ -285,7 +285,6 @@ async def test_all_mode_sends_its_rows_as_one_stream_of_calls_cut_only_by_the_li
         "forest20",
         background_data=str(mlserver.data / "forest20.csv"),
         predictor_max_batch=10_000,
-        lime_samples=5000,  # a fixed budget: LIME does not add rows to settle its ranking
     )
     predictor = client.server.app[RUNTIME].predictor
     calls_before, rows_before = predictor.calls, predictor.rows_sent
@@ -296,11 +295,44 @@ async def test_all_mode_sends_its_rows_as_one_stream_of_calls_cut_only_by_the_li
     rows = predictor.rows_sent - rows_before
     width = body["SHAP"]["background"]["rows_per_explanation"]
     shap_rows = rows_planned(20, default_budget(20, width), width)
+    # At its default LIME samples its whole 5000 at once beside SHAP's larger plan
+    # instead of settling in rounds that would each wait behind SHAP's rows.
+    assert body["LIME"]["samples"] == 5000
     assert rows == 5000 + shap_rows == 17_051
     # One stream of calls cut only by the limit: SHAP's 12,051 rows fill a call and part
     # of a second, which LIME's 5,000 share (whatever the timing) — two calls, where
     # LIME's own would make three. Never a call per coalition.
     assert predictor.calls - calls_before == -(-rows // 10_000) == 2
+
+
+async def test_lime_alone_adds_rows_only_until_its_top_five_are_settled(
+    explainer: ExplainerFactory, mlserver: Predictor
+) -> None:
+    from explainer.server.app import RUNTIME
+
+    forest = mlserver.models["forest20"]
+    client = await explainer(
+        "forest20", background_data=str(mlserver.data / "forest20.csv"), explainer_type="LIME"
+    )
+    predictor = client.server.app[RUNTIME].predictor
+    reached = []
+    for row in forest.test[:8]:
+        rows_before = predictor.rows_sent
+        status, body = await post(
+            client, "/v1/models/forest20:explain", {"instances": [row.tolist()]}
+        )
+        assert status == 200
+        samples = body["LIME"]["samples"]
+        assert predictor.rows_sent - rows_before == samples  # every row scored once
+        assert 1000 <= samples <= 5000
+        reached.append(samples)
+        if samples == 5000:
+            continue  # lime's budget: unsettled rankings stop here
+        for items in body["LIME"]["saliencies"].values():  # ordered by |score|
+            fifth, sixth = items[4], items[5]
+            gap = abs(fifth["score"]) - abs(sixth["score"])
+            assert gap > np.hypot(fifth["confidence"], sixth["confidence"]), (samples, items)
+    assert min(reached) < 5000 and max(reached) > 1000, reached  # it stopped, and it grew
 
 
 async def test_predict_passes_through_and_probes_report_ready(
