@@ -145,15 +145,18 @@ def grow(current: LimePlan, samples: int) -> tuple[LimePlan, np.ndarray]:
 
 
 def _old_rows_first(old_units: np.ndarray, new_units: np.ndarray) -> np.ndarray:
-    """Positions of a grown plan's rows, the old plan's first in their order (the
-    instance, then each replicate's prefix), then the rest of each replicate."""
-    first, rest = [np.array([0])], []
-    for unit in range(int(new_units.max()) + 1):
+    """Positions in the full plan (``new_units``, each replicate in its sequence's order)
+    of a grown plan's rows: the old plan's rows in the old plan's order — the k-th row of
+    a replicate there is its sequence's k-th point, wherever an earlier growth put it —
+    then the rest of each replicate."""
+    first = np.empty(old_units.shape[0], dtype=np.int64)
+    rest = []
+    for unit in np.unique(new_units):  # −1: the instance
         positions = np.flatnonzero(new_units == unit)
-        had = int((old_units == unit).sum())
-        first.append(positions[:had])
-        rest.append(positions[had:])
-    return np.concatenate(first + rest)
+        old = np.flatnonzero(old_units == unit)
+        first[old] = positions[: old.size]
+        rest.append(positions[old.size :])
+    return np.concatenate([first, *rest])
 
 
 def uniform_width(masker: Masker) -> int:

@@ -122,6 +122,25 @@ def test_same_seed_same_rows(credit, statistics) -> None:  # type: ignore[no-unt
     assert not np.array_equal(one.rows, three.rows)
 
 
+@pytest.mark.parametrize("steps", [(1000, 5000), (1000, 2000, 5000), (300, 700, 1500, 5000)])
+def test_a_plan_grown_in_rounds_is_the_plan_of_its_size(credit, statistics, steps) -> None:  # type: ignore[no-untyped-def]
+    """Growing 1000 → 2000 → 5000 rows, scoring each round's new rows after the old,
+    fits exactly what the 5000-row plan of the same seed fits (its rows, reordered)."""
+    x = credit.test[BOUNDARY_APPLICANT]
+    predict = credit.model.predict_proba
+    current = lime.plan(NumericRows(x, statistics=statistics), steps[0], seed=5)
+    scores = predict(current.rows)
+    for samples in steps[1:]:
+        current, new_rows = lime.grow(current, samples)
+        scores = np.concatenate([scores, predict(new_rows)])
+    np.testing.assert_array_equal(scores, predict(current.rows))  # rows in scoring order
+    direct, fitted = explain(credit, statistics, x, samples=steps[-1], seed=5)
+    assert sorted(map(tuple, current.rows)) == sorted(map(tuple, direct.rows))
+    grown = lime.fit(current, scores)
+    np.testing.assert_allclose(grown.scores, fitted.scores, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(grown.confidence, fitted.confidence, rtol=1e-9, atol=1e-12)
+
+
 def test_pooled_variance_matches_the_spread_of_independent_draws() -> None:
     """Two units of independent rows: the design effect is 1 on average, so the pooled
     variance must match the coefficients' actual variance over repeated draws, and its
