@@ -592,12 +592,12 @@ class Engine:
         seed = self.settings.seed if params.seed is None else params.seed
         m = masker.segments
         chosen = self._chosen(params)
+        asked = [getattr(params, b.parameter) for b in chosen]
         # Defaults (configured or the explainer's own) are clipped to the caps, never
         # refused.
         full = [
-            getattr(params, b.parameter)
-            or min(b.samples or b.explainer.default_samples(masker), b.cap)
-            for b in chosen
+            n or min(b.samples or b.explainer.default_samples(masker), b.cap)
+            for b, n in zip(chosen, asked, strict=True)
         ]
         planned = [b.explainer.rows_planned(masker, n) for b, n in zip(chosen, full, strict=True)]
         budgets, settling = [], {}
@@ -605,11 +605,7 @@ class Engine:
             if params.tolerance is not None:
                 # Sample in rounds from a pilot; the caps bound the total.
                 samples = budget.explainer.pilot_samples(samples, m)
-            elif (
-                getattr(params, budget.parameter) is None
-                and budget.samples is None
-                and not _rides(planned, i)
-            ):
+            elif asked[i] is None and budget.samples is None and not _rides(planned, i):
                 # At its own default an explainer may stop before its default budget.
                 first = budget.explainer.settling_samples(samples, m)
                 if first < samples:
