@@ -501,6 +501,8 @@ def _block(
     block: dict[str, Any] = {"saliencies": _saliency_map(s, items, outputs)}
     for name, values in s.per_output.items():
         block[name] = {out: float(values[k]) for k, out in enumerate(outputs)}
+    settled = s.settled()
+    block["settled"] = {out: int(settled[k]) for k, out in enumerate(outputs)}
     block.update(s.facts)
     block.update(facts)
     return block

@@ -45,7 +45,7 @@ from scipy.stats import qmc
 
 from explainers.interface import GROWTH_MARGIN, PILOT_SHARE, Masker, units_to_add
 from explainers.regression import RidgeDesign, half_width, ridge_design, ridge_solve
-from explainers.saliencies import Saliencies
+from explainers.saliencies import TOP_K, Saliencies
 
 RNG_STREAM = 1  # keeps LIME's draws independent of SHAP's under one seed
 RIDGE_ALPHA = 1e-8
@@ -54,10 +54,8 @@ CONTROL_RATIO = 10  # control variates only with ≥ 10 samples per regression c
 DEFAULT_SAMPLES = 5000  # lime's num_samples
 # At its default LIME samples a fifth of DEFAULT_SAMPLES first and adds rows, up to
 # DEFAULT_SAMPLES, only while the TOP_K highest-scoring segments of some output are not
-# settled: while the gap between the k-th and the (k+1)-th |score| is within their
-# intervals (S-LIME: Zhou, Hooker and Wang, KDD 2021).
+# settled (``Saliencies.gaps``).
 SETTLING_SHARE = 0.2
-TOP_K = 5
 MIN_SETTLING_GROWTH = 2.0  # each round at least doubles the rows: few round trips
 
 
@@ -262,15 +260,12 @@ class Lime:
 def growth_to_settle(fitted: Saliencies, k: int = TOP_K) -> float:
     """By how much the rows should grow before every output's top ``k`` segments (by
     |score|) are settled — the gap between the k-th and the (k+1)-th |score| outside
-    their combined 95% half-width — as variance falls like 1/rows; 1 when they are."""
+    their combined 95% half-width (``Saliencies.gaps``) — as variance falls like
+    1/rows; 1 when they are."""
     if fitted.scores.shape[1] <= k:
         return 1.0
-    magnitude = np.abs(fitted.scores)
-    order = np.argsort(-magnitude, axis=1, kind="stable")
-    rows = np.arange(order.shape[0])
-    inner, outer = order[:, k - 1], order[:, k]
-    gap = magnitude[rows, inner] - magnitude[rows, outer]
-    needed = np.hypot(fitted.confidence[rows, inner], fitted.confidence[rows, outer])
+    gaps, needed = fitted.gaps()
+    gap, needed = gaps[:, k - 1], needed[:, k - 1]
     if (gap > needed).all():
         return 1.0
     ratio = float(np.max(needed / np.maximum(gap, 1e-12 * (1.0 + needed))))

@@ -29,6 +29,7 @@ from bench.common import digest, shap_auto
 from explainers import kernel_shap, lime
 from explainers.background import Background
 from explainers.maskers.numeric import LimeStatistics, NumericRows
+from explainers.saliencies import TOP_K
 
 RESULTS = Path(__file__).resolve().parent.parent / "results"
 CACHE = RESULTS / "accuracy-truth.npz"
@@ -143,6 +144,7 @@ def lime_row(case: suite.Case, instance: int) -> dict[str, Any]:
     x = case.instances[instance]
     stats = LimeStatistics.from_training(case.train)
     ours, theirs, covered, default, default_rows = [], [], [], [], []
+    says_settled = []  # per seed: whether the response calls its top 5 settled
     reference_plan = lime.plan(NumericRows(x, statistics=stats), 100 * 5000, 10**6)
     # What a 5000-sample plan estimates on average (its instance row is 1/5000 of it).
     reference_fit = lime.fit(lime.at_share(reference_plan, 5000), case.predict(reference_plan.rows))
@@ -151,6 +153,7 @@ def lime_row(case: suite.Case, instance: int) -> dict[str, Any]:
         plan = lime.plan(NumericRows(x, statistics=stats), 5000, seed)
         fitted = lime.fit(plan, case.predict(plan.rows))
         ours.append(fitted.scores[0])
+        says_settled.append(bool(fitted.settled()[0] == TOP_K))
         settled, rows = lime_at_default(NumericRows(x, statistics=stats), case.predict, seed)
         default.append(settled)
         default_rows.append(rows)
@@ -186,6 +189,14 @@ def lime_row(case: suite.Case, instance: int) -> dict[str, Any]:
         "default_jaccard": jaccard_across_seeds(default),
         "default_rows": float(np.mean(default_rows)),
         "coverage": float(np.mean(covered)),
+        # What the response's ``settled`` tells a user: how often it calls the top 5
+        # settled, and how often it does so with another top 5 than the reference's.
+        "settled_share": float(np.mean(says_settled)),
+        "settled_wrong": float(
+            np.mean(
+                [s and top5(o) != top5(reference) for s, o in zip(says_settled, ours, strict=True)]
+            )
+        ),
     }
 
 
@@ -248,6 +259,10 @@ def summarise(shap_rows: list[dict[str, Any]], lime_rows: list[dict[str, Any]]) 
         "lime_coverage": float(np.mean([r["coverage"] for r in lime_rows])),
         "lime_jaccard_ours": float(np.mean([r["ours_jaccard"] for r in lime_rows])),
         "lime_jaccard_lime": float(np.mean([r["lime_jaccard"] for r in lime_rows])),
+        # Over every instance and seed: how often a response calls its top 5 settled, and
+        # how often it does so with another top 5 than the reference's.
+        "lime_says_settled": float(np.mean([r.get("settled_share", np.nan) for r in lime_rows])),
+        "lime_settled_wrong": float(np.mean([r.get("settled_wrong", np.nan) for r in lime_rows])),
         "lime_jaccard_forest20": [
             round(r["ours_jaccard"], 2) for r in lime_rows if r["case"] == "forest-M20-corr"
         ],
@@ -271,7 +286,11 @@ def report(
         f"{summary['exact_cases_exact']}. LIME coverage: **{summary['lime_coverage']:.1%}**; "
         f"top-5 Jaccard across seeds {summary['lime_jaccard_ours']:.2f} (this project) vs "
         f"{summary['lime_jaccard_lime']:.2f} (lime); on the 20-feature forest's instances "
-        f"{' / '.join(f'{j:.2f}' for j in summary.get('lime_jaccard_forest20', []))}.",
+        f"{' / '.join(f'{j:.2f}' for j in summary.get('lime_jaccard_forest20', []))}. "
+        f"A response calls its top 5 settled (`settled`: 5) in "
+        f"{summary.get('lime_says_settled', float('nan')):.0%} of seeds over all instances, "
+        f"with another top 5 than the reference's in "
+        f"{summary.get('lime_settled_wrong', float('nan')):.1%}.",
         "",
         "| case | rows | exact | rel. error ours | rel. error shap | ratio | top-5 ours | top-5 shap | coverage | s ours | s shap | truth s.e. |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
@@ -287,17 +306,21 @@ def report(
         "",
         f"LIME, 5000 samples, {SEEDS} seeds, each instance (spread: mean std of a score across "
         "seeds ÷ largest |score|; gap: the 5th minus the 6th |score| of the reference, in "
-        "standard deviations of our scores — below ~1 the 5th place is a coin flip):",
+        "standard deviations of our scores — below ~1 the 5th place is a coin flip; says "
+        "settled: share of seeds whose `settled` is 5, and in brackets of seeds that say so "
+        "with another top 5 than the reference's):",
         "",
         "| case | instance | gap 5th–6th | spread ours | spread lime | top-5 Jaccard ours | "
-        "top-5 Jaccard lime | coverage ours | LIME alone at its default: top-5 Jaccard, mean rows |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "top-5 Jaccard lime | coverage ours | says settled (wrongly) | "
+        "LIME alone at its default: top-5 Jaccard, mean rows |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in lime_rows:
         lines.append(
             f"| {r['case']} | {r.get('instance', 0)} | {r.get('gap_5_6', float('nan')):.1f} | "
             f"{r['ours_spread']:.4f} | {r['lime_spread']:.4f} | {r['ours_jaccard']:.2f} | "
             f"{r['lime_jaccard']:.2f} | {r['coverage']:.2f} | "
+            f"{r.get('settled_share', float('nan')):.0%} ({r.get('settled_wrong', float('nan')):.0%}) | "
             f"{r.get('default_jaccard', float('nan')):.2f}, {r.get('default_rows', 0):,.0f} |"
         )
     lines.append(

@@ -305,7 +305,7 @@ async def test_all_mode_sends_its_rows_as_one_stream_of_calls_cut_only_by_the_li
     assert predictor.calls - calls_before == -(-rows // 10_000) == 2
 
 
-async def test_lime_alone_adds_rows_only_until_its_top_five_are_settled(
+async def test_lime_alone_adds_rows_only_until_its_top_five_are_settled_and_says_so(
     explainer: ExplainerFactory, mlserver: Predictor
 ) -> None:
     from explainer.server.app import RUNTIME
@@ -326,12 +326,13 @@ async def test_lime_alone_adds_rows_only_until_its_top_five_are_settled(
         assert predictor.rows_sent - rows_before == samples  # every row scored once
         assert 1000 <= samples <= 5000
         reached.append(samples)
-        if samples == 5000:
-            continue  # lime's budget: unsettled rankings stop here
-        for items in body["LIME"]["saliencies"].values():  # ordered by |score|
+        for output, items in body["LIME"]["saliencies"].items():  # ordered by |score|
             fifth, sixth = items[4], items[5]
             gap = abs(fifth["score"]) - abs(sixth["score"])
-            assert gap > np.hypot(fifth["confidence"], sixth["confidence"]), (samples, items)
+            apart = gap > np.hypot(fifth["confidence"], sixth["confidence"])
+            # lime's budget is where an unsettled ranking stops; below it, all are settled
+            assert apart or samples == 5000, (samples, items)
+            assert (body["LIME"]["settled"][output] == 5) == apart, (body["LIME"], items)
     assert min(reached) < 5000 and max(reached) > 1000, reached  # it stopped, and it grew
 
 

@@ -248,3 +248,25 @@ def test_rows_planned_is_what_plan_builds_at_most_and_exactly_for_an_even_budget
     bound = kernel_shap.rows_planned(m, budget, 7)
     assert rows.shape[0] <= bound
     assert rows.shape[0] == bound or (budget % 2 and 2**m - 2 > budget)
+
+
+def test_a_ranking_is_settled_down_to_its_first_tie() -> None:
+    """Exact SHAP of a linear model is β_j (x_j − mean b_j): with every difference 1 the
+    scores are the coefficients, so where the top 5 is set apart is known in closed form —
+    and ties inside it do not unsettle it."""
+    rng = np.random.default_rng(3)
+    rows = rng.normal(size=(6, 7))
+    background = equal_weights(rows)
+    x = rows.mean(axis=0) + 1.0
+    betas = np.array(
+        [
+            [6.0, 5.0, 4.0, 3.0, 2.0, 2.0, 1.0],  # 5th and 6th tied: the top 4 is set apart
+            [6.0, 6.0, 4.0, 3.0, 2.0, 1.5, 1.0],  # 1st and 2nd tied inside the top 5
+            [-1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0],  # one feature, then six ignored alike
+        ]
+    )
+    result = explain(lambda r: r @ betas.T, x, background)
+    assert result.facts["exact"] is True
+    np.testing.assert_allclose(result.scores, betas, atol=1e-9)
+    assert result.settled().tolist() == [4, 5, 1]
+    assert result.select(np.array([0])).settled().tolist() == [4]
