@@ -42,7 +42,12 @@ BLOCK = {
                 "type": "array",
                 "items": {"$ref": "#/components/schemas/Saliency"},
             },
-        }
+        },
+        # per output: how many leading features, up to 5, are told apart from the rest
+        "settled": {
+            "type": "object",
+            "additionalProperties": {"type": "integer", "minimum": 0, "maximum": 5},
+        },
     },
 }
 
