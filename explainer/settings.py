@@ -201,8 +201,9 @@ class Settings(BaseSettings):
         description=(
             "Most background rows one SHAP explanation uses: a larger background is "
             "stratified and each explanation draws this many rows from it. Default: as "
-            "many as 12,000 predictor rows score at one pair of orders each, "
-            "12000 / (2(M − 1)) for M features, at most 1000."
+            "many as 12,000 predictor rows score at one pair of orders each, less 16 "
+            "that get a second pair to calibrate the intervals: 12000 / (2(M − 1)) − 16 "
+            "for M features, at most 1000."
         ),
     )
     predictor_output: str | None = Field(

@@ -63,9 +63,10 @@ MAX_REFERENCES = 1000
 
 def default_references(m: int) -> int:
     """Background rows one explanation uses by default (``SHAP_BACKGROUND_SIZE``): as
-    many as DEFAULT_ROWS score at one antithetic pair of orders each."""
+    many as DEFAULT_ROWS score at one antithetic pair of orders each, less those that
+    pay for the CALIBRATING references' second pairs."""
     per_pair = permutations.coalitions_per_pair(max(m, 2))
-    return min(MAX_REFERENCES, max(2, DEFAULT_ROWS // per_pair))
+    return min(MAX_REFERENCES, max(2, DEFAULT_ROWS // per_pair - permutations.CALIBRATING))
 
 
 def default_budget(m: int, width: int = 1) -> int:
@@ -94,8 +95,10 @@ def min_per_reference(m: int, width: int = 1) -> int:
 
 def pairs_planned(m: int, budget: int, width: int) -> int:
     """Pairs of orders ``plan`` draws in all when it samples orders: the budget's
-    coalitions over every reference, at least one pair each."""
-    return max(width, budget * width // permutations.coalitions_per_pair(m))
+    coalitions over every reference, at least one pair each, and a second for some
+    (``permutations.calibrated_pairs``)."""
+    pairs = max(width, budget * width // permutations.coalitions_per_pair(m))
+    return permutations.calibrated_pairs(pairs, width)
 
 
 def coalitions_planned(m: int, budget: int, width: int) -> int:
@@ -217,7 +220,7 @@ def fit(plan: ShapPlan, scores: np.ndarray) -> Saliencies:
     elif chosen.coalitions == 0:  # one segment: it carries the whole difference
         per_reference = np.repeat((prediction - at_reference)[:, :, None], m, axis=2)
         solved_variance = np.zeros_like(per_reference)
-        within_dof = w
+        within_dof = np.ones(w)
     else:
         values = coalition_scores(plan, scores) - at_reference[:, None, :]
         solved = constrained_least_squares(
@@ -229,14 +232,13 @@ def fit(plan: ShapPlan, scores: np.ndarray) -> Saliencies:
             chosen.n_units,
         )
         per_reference, solved_variance = solved.scores, solved.variance
-        within_dof = w * max(chosen.n_units - 1, 1)
+        within_dof = np.full(w, max(chosen.n_units - 1, 1), dtype=np.float64)
     combined = combine(references, per_reference, solved_variance, within_dof)
     values = combined.estimate
     # The control variates move the estimate of E[f] over the whole background with it.
     baseline = references.weights @ at_reference - combined.adjustment.sum(axis=1)
     exact = bool(chosen.exact and (references.drawn == 1).all())
-    units = combined.dof + 1  # half_width's t has units − 1 degrees of freedom
-    confidence = half_width(combined.variance, units)
+    confidence = half_width(combined.variance, dof=combined.dof)
     if not exact:
         scale = 1.0 + np.abs(prediction - baseline)[:, None] + np.abs(values)
         confidence = np.maximum(confidence, ROUNDING_FLOOR * scale)
@@ -249,7 +251,7 @@ def fit(plan: ShapPlan, scores: np.ndarray) -> Saliencies:
             "exact": exact,
             "seed": plan.seed,
         },
-        floor=half_width(combined.between, units),
+        floor=half_width(combined.between, dof=combined.dof),
     )
 
 

@@ -252,9 +252,12 @@ def _inverse(gram: np.ndarray) -> np.ndarray:
     return np.linalg.pinv(gram, hermitian=True)
 
 
-def half_width(variance: np.ndarray, n_units: int, dof: int | None = None) -> np.ndarray:
+def half_width(
+    variance: np.ndarray, n_units: int = 2, dof: int | np.ndarray | None = None
+) -> np.ndarray:
     """Half-width of the two-sided 95% interval, Student's t with ``dof`` (by default
-    n_units − 1) degrees of freedom (0 where the variance is 0, as for exact scores)."""
+    n_units − 1; an array: per score) degrees of freedom (0 where the variance is 0, as
+    for exact scores, and for fewer than two units)."""
     if n_units < 2:
         return np.zeros_like(variance)
-    return float(student_t.ppf(0.975, dof or n_units - 1)) * np.sqrt(variance)
+    return student_t.ppf(0.975, n_units - 1 if dof is None else dof) * np.sqrt(variance)

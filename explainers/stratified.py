@@ -35,21 +35,24 @@ from explainers.interface import References
 class Combined:
     estimate: np.ndarray  # (K, M)
     variance: np.ndarray  # (K, M)
-    dof: int  # degrees of freedom of the variance
+    dof: np.ndarray  # (K, M) degrees of freedom of the variance
     adjustment: np.ndarray  # (K, M) what the control variates added to the weighted mean
     between: np.ndarray  # (K, M) the variance's first part: the references' sampling
 
 
 def combine(
-    references: References, estimates: np.ndarray, variances: np.ndarray, within_dof: int
+    references: References, estimates: np.ndarray, variances: np.ndarray, within_dof: np.ndarray
 ) -> Combined:
-    """``estimates`` and ``variances`` (W, K, M), one per reference."""
+    """``estimates`` and ``variances`` (W, K, M), one per reference; ``within_dof`` (W,)
+    the degrees of freedom of each reference's variance."""
     w = references.weights
     mean = np.einsum("w,wkm->km", w, estimates)
-    within = np.einsum("w,wkm->km", references.drawn * w**2, variances)
+    terms = (references.drawn * w**2)[:, None, None] * variances
+    within = terms.sum(axis=0)
     sampled = references.drawn < 1.0
     if not sampled.any():
-        return Combined(mean, within, within_dof, np.zeros_like(mean), np.zeros_like(mean))
+        dof = _satterthwaite(terms, within_dof)
+        return Combined(mean, within, dof, np.zeros_like(mean), np.zeros_like(mean))
     strata = references.strata[sampled]
     count = np.bincount(strata).astype(np.float64)
     several = count >= 2
@@ -78,5 +81,16 @@ def combine(
     factor = share[several] ** 2 * (1.0 - drawn[several])
     # Residuals of a fit of ``fitted`` slopes spread less than the errors they stand for.
     between = np.einsum("h,hkm->km", factor, s2 / n) * (free / max(free - fitted, 1))
-    dof = max(free - fitted, 1)
+    dof = np.full(mean.shape, max(free - fitted, 1))
     return Combined(mean + adjustment, between + within, dof, adjustment, between)
+
+
+def _satterthwaite(terms: np.ndarray, dof: np.ndarray) -> np.ndarray:
+    """(K, M) degrees of freedom of Σ_w ``terms`` (W, K, M), each term an estimate with
+    ``dof`` (W,) degrees of freedom (Welch–Satterthwaite): near Σ dof when the terms
+    are alike, near one term's when a few references carry the variance — as the
+    orders of a model whose marginal contributions take few values can make them."""
+    total = terms.sum(axis=0)
+    spread = (terms**2 / dof[:, None, None]).sum(axis=0)
+    pooled = np.where(spread > 0, total**2 / np.where(spread > 0, spread, 1.0), dof.sum())
+    return np.maximum(pooled, 1.0)

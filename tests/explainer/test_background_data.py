@@ -9,7 +9,7 @@ import pytest
 
 from explainer.background_data import BLOCK_ROWS, BackgroundStore, load_background
 from explainer.settings import Settings
-from explainers import kernel_shap
+from explainers import kernel_shap, permutations
 
 
 def test_csv_with_header_gives_names(tmp_path: Path) -> None:
@@ -116,11 +116,12 @@ def test_by_default_an_explanation_uses_as_many_rows_as_the_default_budget_score
     m: int, rows: int
 ) -> None:
     """SHAP_BACKGROUND_SIZE unset: one pair of orders per background row within the
-    default rows (12,000 / (2(M − 1)), at most 1000); a background within it is whole."""
+    default rows, less the 16 whose second pairs calibrate the intervals (12,000 /
+    (2(M − 1)) − 16, at most 1000); a background within it is whole."""
     data = np.random.default_rng(m).normal(size=(rows, m))
     fixed = BackgroundStore(data, source="file", shap_size=None, reservoir_size=1, seed=0)
     described = fixed.snapshot().description
-    size = min(1000, kernel_shap.DEFAULT_ROWS // (2 * (m - 1)))
+    size = min(1000, kernel_shap.DEFAULT_ROWS // (2 * (m - 1)) - permutations.CALIBRATING)
     assert described["rows_per_explanation"] == min(rows, size)
     assert described["sampled"] is (rows > size)
     for name in ("shap_samples", "shap_background_size"):

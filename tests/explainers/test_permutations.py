@@ -8,7 +8,9 @@ import pytest
 
 from explainers import kernel_shap, permutations
 from explainers.background import build
+from explainers.interface import References
 from explainers.maskers.numeric import NumericRows
+from explainers.stratified import combine
 from tests.models import brute_force_shapley
 
 M = 9
@@ -53,15 +55,45 @@ def test_one_pair_is_exact_for_interactions_of_order_two() -> None:
     rows = rng.normal(size=(15, M))
     x = rng.normal(size=M)
     plan, result = explain(pairwise, x, build(rows, 15), samples=PAIR, seed=3)
-    assert plan.design.units == 15
+    assert plan.design.units == 15 + 7  # a second pair for half of them, to calibrate
     np.testing.assert_allclose(result.scores, brute_force_shapley(pairwise, x, rows), atol=1e-10)
     assert result.facts["exact"] is False
+
+
+def test_one_pair_variance_is_what_the_references_with_two_say() -> None:
+    """With interactions of order ≤ 2 every pair is exact, so every reference's variance
+    is 0 — yet one pair's halves differ. The references given a second pair show a
+    spread of 0, and the one-pair references' halves are scaled to match."""
+    rng = np.random.default_rng(4)
+    rows = rng.normal(size=(40, M))
+    x = rng.normal(size=M)
+    plan, result = explain(pairwise, x, build(rows, 40), samples=PAIR, seed=1)
+    design = plan.design
+    assert isinstance(design, permutations.PermutationDesign)
+    counts = np.bincount(design.owner)
+    assert (counts == 2).sum() == permutations.CALIBRATING and (counts == 1).sum() == 24
+    references = plan.references.weights.shape[0]
+    at_reference = pairwise(plan.rows[1 : 1 + references])
+    values = kernel_shap.coalition_scores(plan, pairwise(plan.rows))
+    values = values - at_reference[design.owner][:, None, :]
+    total = pairwise(plan.rows[:1]) - at_reference
+    fitted = permutations.estimate(design, values, total)
+    assert fitted.variance.max() < 1e-10  # rounding
+    _, first = np.unique(design.owner, return_index=True)  # one pair each: nothing to scale by
+    one_each = permutations.PermutationDesign(
+        design.orders[first], design.owner[first], design.masks[first], references
+    )
+    alone = permutations.estimate(one_each, values[first], total)
+    assert alone.variance.max() > 1e-3  # one pair's halves differ
+    assert result.confidence.max() < 1e-6
 
 
 @pytest.mark.parametrize("pairs", [1, 1.5, 3])
 def test_unbiased_and_intervals_cover_over_seeds(pairs: float) -> None:
     """Whole background: the intervals hold the coalitions' sampling alone; one pair
-    per reference (a conservative variance), several (their spread), or some of each."""
+    per reference (half of them given a second, which calibrates the others' variance),
+    several (their spread), or some of each. The game's marginal contributions take few
+    values, so a few references carry the variance: it needs Satterthwaite's t."""
     rng = np.random.default_rng(2)
     rows = rng.normal(size=(12, M))
     x = rng.normal(size=M)
@@ -98,3 +130,23 @@ def test_extend_adds_pairs_of_orders_and_narrows_the_interval() -> None:
     truth = brute_force_shapley(third_order, x, rows)
     assert refit.confidence.max() < fitted.confidence.max()
     assert np.linalg.norm(refit.scores - truth) < np.linalg.norm(fitted.scores - truth) * 1.5
+
+
+def test_a_whole_backgrounds_degrees_of_freedom_follow_where_the_variance_is() -> None:
+    """Welch–Satterthwaite's limits: equal variances add their degrees of freedom; one
+    reference carrying the variance leaves its own."""
+    w = 10
+    references = References(
+        weights=np.full(w, 1 / w),
+        strata=np.zeros(w, dtype=np.int64),
+        drawn=np.ones(w),
+        index=np.arange(w),
+    )
+    estimates = np.zeros((w, 1, 2))
+    variances = np.zeros((w, 1, 2))
+    variances[:, 0, 0] = 1.0  # alike
+    variances[3, 0, 1] = 1.0  # one reference alone
+    dof = np.full(w, 2.0)
+    combined = combine(references, estimates, variances, dof)
+    np.testing.assert_allclose(combined.dof, [[2.0 * w, 2.0]])
+    np.testing.assert_allclose(combined.variance, [[w / w**2, 1 / w**2]])
