@@ -94,14 +94,15 @@ def test_matches_shap_kernel_explainer_where_both_are_exact() -> None:
     np.testing.assert_allclose(ours.scores, theirs, atol=1e-9)
 
 
-@pytest.mark.parametrize("samples", [2**8, 60, 28])
+@pytest.mark.parametrize("samples", [2**8, 60, 28, 14])
 def test_intervals_cover_shap_over_the_whole_background_when_rows_are_drawn(
     samples: int,
 ) -> None:
     """A background larger than SHAP_BACKGROUND_SIZE: every explanation draws rows from
     it, and its interval covers SHAP over all of them — with every coalition evaluated
     on the rows drawn (only the background is sampled), with coalitions sampled for the
-    regression too, and with two pairs of orders per row."""
+    regression too, with two pairs of orders per row, and with one (half the rows given
+    a second, which calibrates the others' variance)."""
     rng = np.random.default_rng(7)
     rows = rng.normal(size=(120, 8))
     x = rng.normal(size=8)
