@@ -14,11 +14,11 @@ TIE_ROUNDING = 1e-9  # relative to an output's largest |score|: closer scores ar
 class Saliencies:
     """Scores for K outputs × M features, with their 95% half-widths (0 = exact).
 
-    ``settled`` says how far each output's ranking is settled; ``per_output`` holds facts
-    with one value per output (SHAP's ``baseline`` and
-    ``prediction``, LIME's ``intercept`` and ``fidelity``); ``facts`` holds scalars
-    about the run (samples, seed, exactness). ``floor`` (K, M), where known, is the part
-    of the half-width that growing the plan cannot remove (SHAP's background rows drawn).
+    ``settled`` says how far each output's ranking is settled; ``per_output`` holds
+    facts with one value per output (SHAP's ``baseline`` and ``prediction``, LIME's
+    ``intercept`` and ``fidelity``); ``facts`` holds scalars about the run (samples,
+    seed, exactness). ``floor`` (K, M), where known, is the part of the half-width that
+    growing the plan cannot remove (SHAP's background rows drawn).
     """
 
     scores: np.ndarray  # (K, M)
