@@ -175,9 +175,10 @@ def estimate(design_: PermutationDesign, values: np.ndarray, total: np.ndarray) 
 def _calibration(spread: np.ndarray, stated: np.ndarray) -> np.ndarray:
     """(1, M, 1): per segment, by how much one pair's halves over-state the variance, from
     the references with several pairs (``spread``, and ``stated``: their halves as if
-    each pair stood alone, (C, M, K)) — a ratio estimator, taken at its upper 97.5%
-    bound (delta method over the references) so that a ratio the few calibrating
-    references pin down badly leaves the halves nearly as they are, never above them."""
+    each pair stood alone, (C, M, K)) — a ratio estimator, taken at its upper bound
+    (CALIBRATION_Z standard errors, delta method over the references) so that a ratio
+    the few calibrating references pin down badly leaves the halves nearly as they are,
+    never above them."""
     s, h = spread.sum(axis=2), stated.sum(axis=2)  # (C, M): per reference
     n = s.shape[0]
     total = np.maximum(h.sum(axis=0), np.finfo(float).tiny)

@@ -52,7 +52,7 @@ class Saliencies:
     def settled(self, k: int = TOP_K) -> np.ndarray:
         """(K,) per output, how many of its leading segments, up to ``k``, are settled:
         the largest j ≤ k whose top j are told apart from the rest (``gaps``); every
-        segment when there are no more than j. A tie — two features the model ignores
+        segment when there are no more than k. A tie — two features the model ignores
         alike, or the 5th and 6th of a sampled ranking too close to call — is not
         settled."""
         m = self.scores.shape[1]
